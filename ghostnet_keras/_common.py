@@ -22,6 +22,7 @@ def check_args(
     classes,
     classifier_activation,
     width=None,
+    include_preprocessing=False,
     default_size=224,
     min_size=MIN_INPUT_SIZE,
     weight_classes=1000,
@@ -65,9 +66,12 @@ def check_args(
 
     if input_tensor is not None:
         if not keras.backend.is_keras_tensor(input_tensor):
+            described = input_tensor
+            if hasattr(input_tensor, "shape"):
+                described = f"<{type(input_tensor).__name__} of shape {tuple(input_tensor.shape)}>"
             raise ValueError(
                 "`input_tensor` must be a Keras tensor such as the output of `keras.Input`. "
-                f"Received: input_tensor={input_tensor!r}"
+                f"Received: input_tensor={described}"
             )
         tensor_shape = tuple(input_tensor.shape[1:])
         if input_shape is not None and tuple(input_shape) != tensor_shape:
@@ -85,7 +89,8 @@ def check_args(
         shape = tuple(None if d is None else int(d) for d in shape)
     except (TypeError, ValueError) as err:
         raise ValueError(
-            f"`input_shape` must be a tuple (height, width, channels). Received: input_shape={shape!r}"
+            "`input_shape` must be a tuple (height, width, channels). "
+            f"Received: input_shape={shape!r}"
         ) from err
     received = f"Received: {arg}={input_tensor if arg == 'input_tensor' else shape}"
     if len(shape) != 3:
@@ -96,6 +101,11 @@ def check_args(
         )
     if weights == "imagenet" and shape[-1] != 3:
         raise ValueError(f"`{arg}` must have 3 channels with `weights='imagenet'`. {received}")
+    if include_preprocessing and shape[-1] != 3:
+        raise ValueError(
+            f"`{arg}` must have 3 (RGB) channels with `include_preprocessing=True`; pass "
+            f"`include_preprocessing=False` for other inputs. {received}"
+        )
     if any(d is not None and d < min_size for d in shape[:2]):
         raise ValueError(
             f"`{arg}` height and width must be at least {min_size}x{min_size}. {received}"

@@ -111,6 +111,7 @@ def GhostNet(
         classes=classes,
         classifier_activation=classifier_activation,
         width=width,
+        include_preprocessing=include_preprocessing,
     )
     model_name = f"ghostnet_{round(width * 100):03d}"
     if weights == "imagenet":

@@ -1,0 +1,52 @@
+"""`python -m ghostnet_keras.profile`: the table, one image, and one clear line on bad input."""
+
+import subprocess
+import sys
+
+from PIL import Image
+
+from conftest import ROOT
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "ghostnet_keras.profile", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_profile_table_and_one_image(tmp_path):
+    image = tmp_path / "img.png"
+    Image.new("RGB", (100, 80), (200, 30, 30)).save(image)
+    result = _run("ghostnet_050", "ghostnet_100", "--image", str(image))
+    assert result.returncode == 0, result.stderr
+    assert "| ghostnet_050 | 224x224 | 2,587,292 | 42.3M |" in result.stdout
+    assert "| ghostnet_100 | 224x224 | 5,182,508 | 141.2M |" in result.stdout
+    assert "Top-5 of ghostnet_050" in result.stdout
+    assert len([line for line in result.stdout.splitlines() if line.startswith("  n")]) == 5
+
+
+def test_profile_at_another_size():
+    result = _run("ghostnet_100", "--input_size", "320")
+    assert result.returncode == 0, result.stderr
+    assert "| ghostnet_100 | 320x320 | 5,182,508 |" in result.stdout
+
+
+def _one_error_line(result):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_model_is_one_line():
+    line = _one_error_line(_run("ghostnet_10"))
+    assert line.startswith("error: Unknown model. Did you mean: ")
+    assert line.endswith("Received: name='ghostnet_10'")
+
+
+def test_missing_image_is_one_line(tmp_path):
+    line = _one_error_line(_run("ghostnet_050", "--image", str(tmp_path / "none.jpg")))
+    assert line.startswith("error: No such image file.")
