@@ -247,6 +247,15 @@ class _Planner:
             report.unconvertible[name] = f"{type(layer).__name__}: only Conv2D is converted"
             return
         if not isinstance(layer, layers.Conv2D):
+            inner = [
+                sub.name
+                for sub in layer._flatten_layers(include_self=False)
+                if isinstance(sub, layers.Conv2D)
+            ]
+            if inner:
+                report.unconvertible[name] = (
+                    f"custom layer {type(layer).__name__} holds conv(s) {', '.join(inner)}; kept"
+                )
             return
         if self._skipped_by_user(layer):
             report.skipped[name] = "excluded by `skip`"

@@ -119,6 +119,17 @@ class _MyConv(layers.Conv2D):
     pass
 
 
+class _Block(layers.Layer):
+    """A custom layer that owns a conv: opaque to ghostify."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = layers.Conv2D(4, 1, name="inner")
+
+    def call(self, x):
+        return self.conv(x)
+
+
 def _zoo():
     """One of each kind of convolution that ghostify meets."""
     inputs = keras.Input((16, 16, 4), name="image")
@@ -132,6 +143,7 @@ def _zoo():
     shared = layers.Conv2D(5, 1, name="shared")
     x = layers.Add(name="add")([shared(x), shared(x)])
     x = _MyConv(4, 1, name="subclass")(x)
+    x = _Block(name="block")(x)
     g = layers.Conv2D(4, 3, strides=2, name="from_gray")(gray)  # one input channel
     x = layers.Concatenate(name="cat")([x, g])
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -150,7 +162,8 @@ def test_report_lists_every_conv():
     assert sorted(report.skipped) == ["depthwise", "from_gray", "separable", "to_gray"]
     assert "one input channel" in report.skipped["from_gray"]
     assert "one output filter" in report.skipped["to_gray"]
-    assert sorted(report.unconvertible) == ["grouped", "shared", "subclass"]
+    assert sorted(report.unconvertible) == ["block", "grouped", "shared", "subclass"]
+    assert "custom layer _Block holds conv(s) inner" in report.unconvertible["block"]
     assert "groups=2" in report.unconvertible["grouped"]
     assert "called 2 times" in report.unconvertible["shared"]
     assert "_MyConv" in report.unconvertible["subclass"]
@@ -168,7 +181,8 @@ def test_report_lists_every_conv():
     # Kept layers keep their class, their sharing and their weights.
     assert type(ghost.get_layer("subclass")) is _MyConv
     assert len(ghost.get_layer("shared")._inbound_nodes) == 2
-    for name in ("grouped", "depthwise", "separable", "shared", "subclass", "from_gray", "fc"):
+    kept = ("grouped", "depthwise", "separable", "shared", "subclass", "block", "from_gray", "fc")
+    for name in kept:
         _assert_same_weights(model.get_layer(name), ghost.get_layer(name))
 
 
@@ -176,7 +190,7 @@ def test_unconvertible_warns_or_raises():
     model = _zoo()
     with pytest.warns(UserWarning, match="unconvertible grouped"):
         ghostnet_keras.ghostify(model)
-    with pytest.raises(ValueError, match=r"3 conv layer\(s\) cannot be converted.*strict=True"):
+    with pytest.raises(ValueError, match=r"4 conv layer\(s\) cannot be converted.*strict=True"):
         ghostnet_keras.ghostify(model, strict=True)
 
 
