@@ -199,7 +199,12 @@ def _convert(model_name, target):
             "checked by its structure (every tensor name and shape) only."
         )
     _print(f"Converting {checkpoint} to Keras weights (once): {target}")
-    return convert_weights.convert_checkpoint(checkpoint, model_name, target, include_top=True)
+    try:
+        return convert_weights.convert_checkpoint(checkpoint, model_name, target)
+    except ValueError:  # truncated, corrupt or not this model: fetch it afresh next time
+        os.remove(checkpoint)
+        _print(f"Deleted {checkpoint}, which cannot be converted.")
+        raise
 
 
 def imagenet_model(model_name):

@@ -120,17 +120,19 @@ def test_corrupted_cache_is_downloaded_again(served, checkpoint_bytes):
 
 
 def test_truncated_checkpoint_without_digest(served, checkpoint_bytes):
-    served(data=checkpoint_bytes[: len(checkpoint_bytes) // 3], sha256=None)
+    cached = served(data=checkpoint_bytes[: len(checkpoint_bytes) // 3], sha256=None)
     with pytest.raises(ValueError, match="truncated or corrupt"):
         ghostnet_keras.GhostNet100(weights="imagenet")
     assert not os.path.exists(pretrained.converted_path("ghostnet_100"))
+    assert not cached.exists()  # the next attempt downloads it again
 
 
 def test_conversion_without_torch_names_the_extra(served, monkeypatch):
-    served()
+    cached = served()
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"ghostnet-keras\[convert\]"):
         ghostnet_keras.GhostNet100(weights="imagenet")
+    assert cached.exists()  # verified and kept: only the conversion is missing
 
 
 def test_damaged_cached_conversion_is_redone(served, monkeypatch):
