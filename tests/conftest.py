@@ -7,14 +7,6 @@ import tarfile
 
 import pytest
 
-# torchvision (imported by timm) segfaults when it is loaded after TensorFlow in the same
-# process (measured: TF 2.21 + torch 2.14.1 + torchvision 0.29.1); torch alone is fine.
-# The reference-model tests need timm, so load it before any test module imports TF.
-try:
-    import timm  # noqa: F401
-except ImportError:
-    pass
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("GHOSTNET_SHARED_DIR", ROOT.parent / "shared"))
 CACHE = pathlib.Path(
