@@ -344,6 +344,7 @@ def g_ghost_stage(
     thin_block_fn=None,
     thin_divisor=1,
     last_block=True,
+    full_input=False,
     name=None,
 ):
     """A G-Ghost stage (paper section 4, Eq. 6-12, Figure 5) of ``depth`` blocks.
@@ -370,6 +371,12 @@ def g_ghost_stage(
        then ReLU (``{name}_cheap_relu``).
     5. concat[thin output, cheap] (``{name}_concat``), then (``last_block``)
        the last block at full width (``{name}_end_*``).
+
+    ``full_input=True`` follows Eq. 8-9 literally instead: the first thin
+    block and a conv cheap op read all ``filters`` channels of x0 (``L'_2(Y_1)``,
+    ``C(Y_1)``); the first thin block then has a projection shortcut. The
+    paper's CIFAR ResNet56 numbers (Tables 11, 13, 14) are met this way, the
+    RegNet and ResNet34 numbers with the default slices.
 
     ``cheap_op="none"`` (paper Table 13, "No"): no cheap path and no mix; the
     last thin block makes all ``filters`` channels itself.
@@ -405,7 +412,7 @@ def g_ghost_stage(
         )
 
     x0 = block_fn(x, filters, strides=strides, name=f"{name}_base")
-    e = ChannelSlice(0, raw, name=f"{name}_raw_slice")(x0)
+    e = x0 if full_input else ChannelSlice(0, raw, name=f"{name}_raw_slice")(x0)
     thin_outputs = []
     for i in range(thin_count):
         out = filters if cheap_op == "none" and i == thin_count - 1 else raw
@@ -415,7 +422,10 @@ def g_ghost_stage(
     if cheap_op == "none":
         x = e
     else:
-        c = ChannelSlice(raw, filters, name=f"{name}_cheap_slice")(x0)
+        if full_input and cheap_op != "identity":
+            c = x0
+        else:
+            c = ChannelSlice(raw, filters, name=f"{name}_cheap_slice")(x0)
         if cheap_op != "identity":
             kernel = 1 if cheap_op == "conv1x1" else 3
             c = conv(c, cheap, kernel, name=f"{name}_cheap_conv")
