@@ -35,7 +35,7 @@ Choices the paper leaves open, and the reason for each:
   channels of the first block's output, the cheap op the rest (official code).
 - Width multiplier: scales (then ``make_divisible(., 4)``) the stem, every stage width and the
   960-wide last conv, not the 1280-wide head, as C-GhostNet.
-- Head: C-GhostNet's (``blocks_9``-style 1x1 conv to 960 + BN + ReLU named ``head_conv``,
+- Head: C-GhostNet's (1x1 conv to 960 + BN + ReLU, ``last_conv``/``last_bn``,
   pooling, ``Dense(1280)`` + ReLU named ``head``, dropout 0.2, classifier).
 
 At 224x224 this gives G-GhostNet-1.0x 11.2M parameters / 1.00G MACs / 3.4M activations
@@ -121,7 +121,7 @@ def GGhostNet(
             last_block=False,
             name=f"stage{k}",
         )
-    x = blocks.conv_bn(x, blocks.make_divisible(LAST_FILTERS * width), 1, name="head_conv")
+    x = blocks.conv_bn(x, blocks.make_divisible(LAST_FILTERS * width), 1, name="last")
     x = _common.top(
         x,
         include_top=include_top,

@@ -59,14 +59,29 @@ def regnetx(
 ):
     """Builds RegNetX-``config`` ("032", "040", "080", "160"), G-Ghost when ``ghost``.
 
+    ``config`` may also be a tuple ``(depths, widths, group_width)`` for other
+    RegNetX sizes (e.g. a tiny one for tests).
+
     ``ghost_ratio`` and ``mix`` tune the G-Ghost stages; the other arguments are
     those of ``keras.applications``.
     """
-    if config not in REGNETX_CONFIGS:
+    if isinstance(config, str) and config in REGNETX_CONFIGS:
+        depths, widths, group_width = REGNETX_CONFIGS[config]
+        tag = config
+    elif (
+        isinstance(config, (tuple, list))
+        and len(config) == 3
+        and len(config[0]) == len(config[1])
+        and all(isinstance(v, int) and v > 0 for v in (*config[0], *config[1], config[2]))
+    ):
+        depths, widths, group_width = config
+        tag = "custom"
+    else:
         raise ValueError(
-            f"`config` must be one of {sorted(REGNETX_CONFIGS)}. Received: config={config!r}"
+            f"`config` must be one of {sorted(REGNETX_CONFIGS)} or a tuple (depths, widths, "
+            f"group_width) of positive integers. Received: config={config!r}"
         )
-    model_name = f"{'g_ghost_' if ghost else ''}regnetx_{config}"
+    model_name = f"{'g_ghost_' if ghost else ''}regnetx_{tag}"
     if weights == "imagenet":
         pretrained.check_available(model_name)
     shape = _common.check_args(
@@ -78,7 +93,6 @@ def regnetx(
         classes=classes,
         classifier_activation=classifier_activation,
     )
-    depths, widths, group_width = REGNETX_CONFIGS[config]
     thin_group_width = int(THIN_GROUP_WIDTH_SCALE * group_width)
 
     inputs, x = _common.make_input(input_tensor, shape)

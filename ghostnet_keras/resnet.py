@@ -111,7 +111,8 @@ def resnet(
     """Builds ResNet ``config`` ("resnet34", "resnet50", "resnet56") and its Ghost variants.
 
     Args:
-        config: a key of ``RESNET_CONFIGS``.
+        config: a key of ``RESNET_CONFIGS``, or a tuple ``(block, depths, widths,
+            stem)`` for another depth/width ("basic"/"bottleneck", "imagenet"/"cifar").
         conv_ratio: C-Ghost ratio ``s`` of every conv (1: plain convolutions).
         ghost_ratio: G-Ghost ratio ``lambda`` of every stage (0: plain stages).
         cheap_op: the G-Ghost cheap operation ("conv1x1", "conv3x3", "identity", "none").
@@ -126,16 +127,29 @@ def resnet(
         classes: defaults to 1000 (ImageNet models) or 10 (CIFAR ResNet56).
         The other arguments are those of ``keras.applications``.
     """
-    if config not in RESNET_CONFIGS:
+    if isinstance(config, str) and config in RESNET_CONFIGS:
+        block, depths, widths, stem, default_size, default_classes = RESNET_CONFIGS[config]
+        model_name = model_name or config
+    elif (
+        isinstance(config, (tuple, list))
+        and len(config) == 4
+        and config[0] in ("basic", "bottleneck")
+        and config[3] in STEM_FILTERS
+        and len(config[1]) == len(config[2])
+    ):
+        block, depths, widths, stem = config
+        default_size, default_classes = (32, 10) if stem == "cifar" else (224, 1000)
+        model_name = model_name or "resnet_custom"
+    else:
         raise ValueError(
-            f"`config` must be one of {sorted(RESNET_CONFIGS)}. Received: config={config!r}"
+            f"`config` must be one of {sorted(RESNET_CONFIGS)} or a tuple (block, depths, "
+            f"widths, stem) with block 'basic' or 'bottleneck' and stem 'imagenet' or 'cifar'. "
+            f"Received: config={config!r}"
         )
     if int(conv_ratio) != conv_ratio or conv_ratio < 1:
         raise ValueError(
             f"`conv_ratio` must be an integer >= 1. Received: conv_ratio={conv_ratio!r}"
         )
-    block, depths, widths, stem, default_size, default_classes = RESNET_CONFIGS[config]
-    model_name = model_name or config
     if weights == "imagenet":
         pretrained.check_available(model_name)
     classes = default_classes if classes is None else classes
