@@ -43,7 +43,7 @@ Choices the paper leaves open, and their reason:
   14 (with mix 0.378M / 54.0M vs 0.37M / 53.8M; without 0.364M / 54.0M vs 0.36M / 53.7M;
   identity cheap op 0.361M / 53.6M vs 0.36M / 53.3M; no cheap op 0.413M / 61.1M vs 0.41M /
   60.8M; 3x3 cheap op 0.385M / 57.1M vs 0.38M / 56.9M); with the slices the FLOPs are 4% low
-  (51.6M) and the 3x3 cheap op misses by 7%. G-Ghost-ResNet34 is the other way round: the
+  (51.6M) and the 3x3 cheap op misses by 6.5%. G-Ghost-ResNet34 is the other way round: the
   slices give Table 15 (14.71M / 2.29G with mix, 14.31M without, vs 14.6M / 14.3M / 2.3B),
   reading all channels would give 15.6M (+7%).
 """
