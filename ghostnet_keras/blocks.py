@@ -201,3 +201,246 @@ def ghost_bottleneck(
         shortcut = batch_norm(shortcut, f"{name}_shortcut_dw_bn")
         shortcut = conv_bn(shortcut, out_filters, 1, activation=False, name=f"{name}_shortcut_pw")
     return layers.Add(name=f"{name}_add")([x, shortcut])
+
+
+# ---------------------------------------------------------------------------
+# Residual blocks (ResNet, RegNetX, G-GhostNet) and the G-Ghost stage.
+# ---------------------------------------------------------------------------
+
+
+def conv_norm(x, filters, kernel_size=1, strides=1, groups=1, activation=True, name=None):
+    """Conv (no bias) + BatchNorm (+ ReLU): layers ``{name}``, ``{name}_bn``, ``{name}_relu``.
+
+    The default ``conv_fn`` of the residual blocks below. A replacement (for
+    example :func:`ghost_conv`) takes the same arguments and returns the
+    normalised (and, with ``activation``, ReLU-activated) features.
+    """
+    x = conv(x, filters, kernel_size, strides, groups=groups, name=name)
+    x = batch_norm(x, f"{name}_bn")
+    if activation:
+        x = layers.ReLU(name=f"{name}_relu")(x)
+    return x
+
+
+def ghost_conv(ratio=2, dw_size=3):
+    """A ``conv_fn`` that makes every conv + BN (+ ReLU) a C-Ghost module with ratio ``ratio``.
+
+    The primary convolution keeps the replaced conv's kernel size and stride
+    (paper section 5.2: "replace all the convolutional layers"); the ReLU, when
+    the replaced conv has one, acts on both the primary and the cheap maps as
+    in the expansion module of the Ghost bottleneck.
+    """
+
+    def ghost_conv_fn(x, filters, kernel_size=1, strides=1, groups=1, activation=True, name=None):
+        if groups != 1:
+            raise ValueError(
+                f"ghost_conv does not support grouped convs. Received: groups={groups}"
+            )
+        return ghost_module(
+            x,
+            filters,
+            ratio=ratio,
+            kernel_size=kernel_size,
+            dw_size=dw_size,
+            strides=strides,
+            relu=activation,
+            name=name,
+        )
+
+    return ghost_conv_fn
+
+
+def _shortcut(x, shortcut, filters, strides, conv_fn, name):
+    """Identity when the shape is kept, else 1x1 conv (stride) + BN: ``{name}_downsample``."""
+    if strides > 1 or shortcut.shape[-1] != filters:
+        shortcut = conv_fn(
+            shortcut, filters, 1, strides=strides, activation=False, name=f"{name}_downsample"
+        )
+    x = layers.Add(name=f"{name}_add")([x, shortcut])
+    return layers.ReLU(name=f"{name}_out")(x)
+
+
+def basic_block(x, filters, strides=1, conv_fn=None, name=None):
+    """The ResNet basic block: 3x3 conv (stride) + BN + ReLU, 3x3 conv + BN, add, ReLU.
+
+    The shortcut is a 1x1 conv (stride) + BN when the shape changes (ResNet
+    option B, as torchvision). Layers: ``{name}_conv1*``, ``{name}_conv2*``,
+    ``{name}_downsample*``, ``{name}_add``, ``{name}_out``.
+    """
+    conv_fn = conv_fn or conv_norm
+    shortcut = x
+    x = conv_fn(x, filters, 3, strides=strides, name=f"{name}_conv1")
+    x = conv_fn(x, filters, 3, activation=False, name=f"{name}_conv2")
+    return _shortcut(x, shortcut, filters, strides, conv_fn, name)
+
+
+def bottleneck_block(
+    x,
+    filters,
+    strides=1,
+    mid_filters=None,
+    expansion=4,
+    groups=1,
+    se_ratio=0.0,
+    conv_fn=None,
+    name=None,
+):
+    """The residual bottleneck: 1x1 conv, 3x3 conv (stride, ``groups``), [SE], 1x1 conv, add, ReLU.
+
+    ``filters`` is the OUTPUT width; the middle width is ``mid_filters`` or
+    ``filters // expansion`` (ResNet50: ``filters=256, expansion=4`` gives 64;
+    RegNetX: ``expansion=1``). The stride sits on the 3x3 conv (torchvision's
+    ResNet v1.5), every conv is followed by BN (eps 1e-5) and ReLU except the
+    last one, whose output is added to the shortcut before the final ReLU.
+    ``se_ratio > 0`` puts a squeeze-excite (C-GhostNet's, reduced width
+    ``make_divisible(mid * se_ratio, 4)``) on the 3x3 output.
+
+    Layers: ``{name}_conv1*``, ``{name}_conv2*``, ``{name}_se_*``, ``{name}_conv3*``,
+    ``{name}_downsample*``, ``{name}_add``, ``{name}_out``.
+    """
+    conv_fn = conv_fn or conv_norm
+    mid = mid_filters or filters // expansion
+    shortcut = x
+    x = conv_fn(x, mid, 1, name=f"{name}_conv1")
+    x = conv_fn(x, mid, 3, strides=strides, groups=groups, name=f"{name}_conv2")
+    if se_ratio:
+        x = squeeze_excite(x, make_divisible(mid * se_ratio, 4), name=f"{name}_se")
+    x = conv_fn(x, filters, 1, activation=False, name=f"{name}_conv3")
+    return _shortcut(x, shortcut, filters, strides, conv_fn, name)
+
+
+def regnetx_block(x, filters, strides=1, group_width=1, conv_fn=None, name=None):
+    """The RegNetX block (bottleneck ratio 1): 1x1, grouped 3x3 of group width
+    ``group_width``, 1x1, all ``filters`` wide; ``filters // min(filters, group_width)``
+    groups (so a block narrower than the group width is one group)."""
+    groups = filters // min(filters, group_width)
+    return bottleneck_block(
+        x, filters, strides, mid_filters=filters, groups=groups, conv_fn=conv_fn, name=name
+    )
+
+
+CHEAP_OPS = ("conv1x1", "conv3x3", "identity", "none")
+
+
+def g_ghost_thin_filters(filters, ghost_ratio, divisor=1):
+    """Width of the complicated (thin) path of a G-Ghost stage.
+
+    ``int(filters * (1 - ghost_ratio) / divisor) * divisor``: rounded DOWN to a
+    multiple of ``divisor`` (the official G-Ghost RegNet rounds to the thin
+    group width ``int(0.75 * group_width)``). The cheap path gets the rest.
+    """
+    return int(filters * (1 - ghost_ratio) / divisor) * divisor
+
+
+def g_ghost_stage(
+    x,
+    block_fn,
+    depth,
+    filters,
+    strides,
+    ghost_ratio=0.5,
+    cheap_op="conv1x1",
+    mix=True,
+    thin_block_fn=None,
+    thin_divisor=1,
+    last_block=True,
+    full_input=False,
+    name=None,
+):
+    """A G-Ghost stage (paper section 4, Eq. 6-12, Figure 5) of ``depth`` blocks.
+
+    ``block_fn(x, filters, strides=..., name=...)`` builds one block of any
+    kind (basic, bottleneck, RegNetX, Ghost bottleneck: bind its other
+    arguments with ``functools.partial``); ``thin_block_fn`` (default
+    ``block_fn``) builds the thin blocks, e.g. with the thin group width.
+
+    Structure (as the official G-Ghost RegNet code):
+
+    1. ``x0 = block_fn(x, filters, strides)``, the first block at full width
+       (layers ``{name}_base_*``).
+    2. The complicated path: the first ``raw = g_ghost_thin_filters(filters,
+       ghost_ratio, thin_divisor)`` channels of ``x0`` (``ChannelSlice``)
+       through ``depth - 2`` thin blocks ``raw`` wide (``{name}_layers_<i>_*``),
+       ``depth - 1`` with ``last_block=False``.
+    3. The cheap path on the last ``cheap = filters - raw`` channels of x0:
+       ``cheap_op`` "conv1x1" or "conv3x3" (conv, no bias, + BN:
+       ``{name}_cheap_conv``, ``_bn``) or "identity".
+    4. Mix (Eq. 11-12, ``mix=True``): concat[x0, every thin output] -> global
+       average pool -> 1x1 conv -> BN -> ReLU -> 1x1 conv -> BN
+       (``{name}_merge_*``), a per-channel offset added to the cheap features;
+       then ReLU (``{name}_cheap_relu``).
+    5. concat[thin output, cheap] (``{name}_concat``), then (``last_block``)
+       the last block at full width (``{name}_end_*``).
+
+    ``full_input=True`` follows Eq. 8-9 literally instead: the first thin
+    block and a conv cheap op read all ``filters`` channels of x0 (``L'_2(Y_1)``,
+    ``C(Y_1)``); the first thin block then has a projection shortcut. The
+    paper's CIFAR ResNet56 numbers (Tables 11, 13, 14) are met this way, the
+    RegNet and ResNet34 numbers with the default slices.
+
+    ``cheap_op="none"`` (paper Table 13, "No"): no cheap path and no mix; the
+    last thin block makes all ``filters`` channels itself.
+    ``ghost_ratio=0`` builds the plain stage: ``depth`` blocks ``block_fn``
+    (``{name}_<i>_*``, torchvision's ``layer1.0``).
+    """
+    thin_block_fn = thin_block_fn or block_fn
+    if cheap_op not in CHEAP_OPS:
+        raise ValueError(f"`cheap_op` must be one of {CHEAP_OPS}. Received: cheap_op={cheap_op!r}")
+    if not 0 <= ghost_ratio < 1:
+        raise ValueError(f"`ghost_ratio` must be in [0, 1). Received: ghost_ratio={ghost_ratio!r}")
+    if ghost_ratio == 0:
+        for i in range(depth):
+            x = block_fn(x, filters, strides=strides if i == 0 else 1, name=f"{name}_{i}")
+        return x
+    thin_count = depth - 2 if last_block else depth - 1
+    if thin_count < 1:
+        raise ValueError(
+            "A G-Ghost stage needs at least one thin block (depth >= 3, or >= 2 with "
+            f"last_block=False). Received: depth={depth}"
+        )
+    if cheap_op == "none" and mix:
+        raise ValueError(
+            "`mix` adds to the cheap features, so it needs a cheap operation; pass mix=False "
+            f"with cheap_op='none'. Received: mix={mix!r}"
+        )
+    raw = g_ghost_thin_filters(filters, ghost_ratio, thin_divisor)
+    cheap = filters - raw
+    if raw < 1 or cheap < 1:
+        raise ValueError(
+            f"`ghost_ratio` leaves an empty path: {filters} channels split into {raw} "
+            f"complicated + {cheap} cheap. Received: ghost_ratio={ghost_ratio!r}"
+        )
+
+    x0 = block_fn(x, filters, strides=strides, name=f"{name}_base")
+    e = x0 if full_input else ChannelSlice(0, raw, name=f"{name}_raw_slice")(x0)
+    thin_outputs = []
+    for i in range(thin_count):
+        out = filters if cheap_op == "none" and i == thin_count - 1 else raw
+        e = thin_block_fn(e, out, strides=1, name=f"{name}_layers_{i}")
+        thin_outputs.append(e)
+
+    if cheap_op == "none":
+        x = e
+    else:
+        if full_input and cheap_op != "identity":
+            c = x0
+        else:
+            c = ChannelSlice(raw, filters, name=f"{name}_cheap_slice")(x0)
+        if cheap_op != "identity":
+            kernel = 1 if cheap_op == "conv1x1" else 3
+            c = conv(c, cheap, kernel, name=f"{name}_cheap_conv")
+            c = batch_norm(c, f"{name}_cheap_bn")
+        if mix:
+            m = layers.Concatenate(name=f"{name}_merge_concat")([x0, *thin_outputs])
+            m = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_merge_pool")(m)
+            m = conv(m, cheap, 1, name=f"{name}_merge_conv1")
+            m = batch_norm(m, f"{name}_merge_bn1")
+            m = layers.ReLU(name=f"{name}_merge_relu")(m)
+            m = conv(m, cheap, 1, name=f"{name}_merge_conv2")
+            m = batch_norm(m, f"{name}_merge_bn2")
+            c = layers.Add(name=f"{name}_merge_add")([c, m])
+        c = layers.ReLU(name=f"{name}_cheap_relu")(c)
+        x = layers.Concatenate(name=f"{name}_concat")([e, c])
+    if last_block:
+        x = block_fn(x, filters, strides=1, name=f"{name}_end")
+    return x
