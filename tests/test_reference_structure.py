@@ -11,12 +11,11 @@ import re
 import keras
 import numpy as np
 import pytest
+from torch_reference import import_torch_timm
 
 import ghostnet_keras
 
-timm = pytest.importorskip(
-    "timm", reason="the reference model needs timm + torch (extra `convert`)"
-)
+_, timm = import_torch_timm()  # skips the module with a reason when timm is not installed
 
 MODULES = [  # (our layer-name pattern, reference module path)
     (r"stem_conv", "conv_stem"),
