@@ -16,27 +16,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Paper numbers: registry name -> (params M, FLOPs M, activations M or None, source).
 # A registered model missing here is still profiled; its paper columns show "-".
-PAPER = {
-    "ghostnet_050": (2.6, 42, None, "Table 8"),
-    "ghostnet_100": (5.2, 141, None, "Table 8"),
-    "ghostnet_130": (7.3, 226, None, "Table 8"),
-    "g_ghost_regnetx_032": (10.5, 1800, 8.7, "Table 18"),
-    "g_ghost_regnetx_040": (15.7, 2200, 9.5, "Table 18"),
-    "g_ghost_regnetx_080": (24.6, 4200, 10.4, "Table 18"),
-    "g_ghost_regnetx_160": (32.4, 9000, 19.5, "Table 18"),
-    "regnetx_032": (15.3, 3200, 11.4, "Table 18"),
-    "regnetx_040": (22.1, 4000, 12.2, "Table 18"),
-    "regnetx_080": (39.6, 8000, 14.1, "Table 18"),
-    "regnetx_160": (54.3, 15900, 25.5, "Table 18"),
-    "resnet34": (21.8, 3700, 3.7, "Table 15"),
-    "g_ghost_resnet34": (14.6, 2300, 3.3, "Table 15"),
-    "resnet50": (25.6, 4100, 11.1, "Tables 7, 18"),
-    "ghost_resnet50_s2": (13.0, 2200, None, "Table 7"),
-    "ghost_resnet50_s4": (6.5, 1200, None, "Table 7"),
-    "resnet56": (0.85, 125.0, None, "Table 11"),
-    "ghost_resnet56": (0.43, 63, None, "Table 6"),
-    "g_ghost_resnet56": (0.37, 53.8, None, "Table 11"),
-    "g_ghost_resnet56_nomix": (0.36, 53.7, None, "Table 11"),
+PAPER = {  # name: (params M, FLOPs M, activations M, top-1 %, where in the paper)
+    "ghostnet_050": (2.6, 42, None, 66.2, "Table 8"),
+    "ghostnet_100": (5.2, 141, None, 73.9, "Table 8"),
+    "ghostnet_130": (7.3, 226, None, 75.7, "Table 8"),
+    "g_ghost_regnetx_032": (10.5, 1800, 8.7, 77.8, "Table 18"),
+    "g_ghost_regnetx_040": (15.7, 2200, 9.5, 78.6, "Table 18"),
+    "g_ghost_regnetx_080": (24.6, 4200, 10.4, 79.0, "Table 18"),
+    "g_ghost_regnetx_160": (32.4, 9000, 19.5, 79.9, "Table 18"),
+    "regnetx_032": (15.3, 3200, 11.4, 78.3, "Table 18"),
+    "regnetx_040": (22.1, 4000, 12.2, 78.6, "Table 18"),
+    "regnetx_080": (39.6, 8000, 14.1, 79.3, "Table 18"),
+    "regnetx_160": (54.3, 15900, 25.5, 80.0, "Table 18"),
+    "resnet34": (21.8, 3700, 3.7, 73.3, "Table 15"),
+    "g_ghost_resnet34": (14.6, 2300, 3.3, 73.1, "Table 15"),
+    "resnet50": (25.6, 4100, 11.1, 76.2, "Tables 7, 18"),
+    "ghost_resnet50_s2": (13.0, 2200, None, 75.7, "Table 7"),
+    "ghost_resnet50_s4": (6.5, 1200, None, 74.9, "Table 7"),
+    "resnet56": (0.85, 125.0, None, 94.1, "Table 11 (CIFAR-10)"),
+    "ghost_resnet56": (0.43, 63, None, 93.8, "Table 6 (CIFAR-10)"),
+    "g_ghost_resnet56": (0.37, 53.8, None, 93.9, "Table 11 (CIFAR-10)"),
+    "g_ghost_resnet56_nomix": (0.36, 53.7, None, 93.7, "Table 11 (CIFAR-10)"),
+    "vgg16_cifar": (15.0, 313, None, 93.6, "Table 5 (CIFAR-10)"),
+    "ghost_vgg16_cifar": (7.7, 158, None, 93.7, "Table 5 (CIFAR-10)"),
 }
 
 
@@ -52,20 +54,20 @@ def models_table(names, progress=None):
 
     rows = [
         "| model | input | params (M) | MACs (M) | activations (M) | paper params (M) "
-        "| paper FLOPs (M) | paper acts (M) | source |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| paper FLOPs (M) | paper acts (M) | paper top-1 | source |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for i, name in enumerate(names, start=1):
         if progress:
             progress(f"[{i}/{len(names)}] {name}")
         stats = ghostnet_keras.profile(ghostnet_keras.create_model(name))
         keras.backend.clear_session()
-        params, flops, acts, source = PAPER.get(name, (None, None, None, "-"))
+        params, flops, acts, top1, source = PAPER.get(name, (None, None, None, None, "-"))
         size = "x".join(str(d) for d in stats["input_shape"][:2])
         rows.append(
             f"| {name} | {size} | {stats['params'] / 1e6:.3f} | {stats['macs'] / 1e6:,.1f} "
             f"| {stats['activations'] / 1e6:.2f} | {_fmt(params, 2)} | {_fmt(flops, 1)} "
-            f"| {_fmt(acts, 1)} | {source} |"
+            f"| {_fmt(acts, 1)} | {_fmt(top1, 1)} | {source} |"
         )
     return "\n".join(rows) + "\n"
 
