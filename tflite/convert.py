@@ -330,3 +330,220 @@ def _check_raw_input(flatbuffer, io):
             f"are {scale}, {zero_point} instead of 1, {expected}; are the calibration images "
             f"in [0, 255]? Received: io={io!r}"
         )
+
+
+def write_atomically(path, content):
+    """Writes ``content`` to ``path`` through a temporary file in the same folder, so that a
+    crash never leaves a truncated `.tflite` behind."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"The output folder {folder} does not exist. Received: output={path!r}")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tflite", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images=100):
+    """Runs images through the Keras model and the `.tflite`; returns the
+    :func:`tflite.evaluate.evaluate` numbers (accuracy only where the labels fit the model)."""
+    from tflite import evaluate
+
+    classifier = evaluate.TFLiteClassifier(flatbuffer)
+    try:
+        evaluate.label_mapping(class_names, classifier.num_classes)
+        usable = class_names is not None
+    except ValueError:  # labels of other classes than the model's: compare outputs only
+        usable = False
+    if not usable:
+        batches = ((x, None) for x, _ in batches)
+        class_names = None
+    return evaluate.evaluate(
+        classifier, batches, class_names=class_names, keras_model=model, num_images=num_images
+    )
+
+
+def _random_batches(image_shape, count, seed=0):
+    rng = np.random.default_rng(seed)
+    yield rng.uniform(0, 255, (count, *image_shape)).astype("float32"), None
+
+
+def _parse_args(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tflite.convert",
+        description="Convert a registry model or a .keras file to a batch-1 .tflite file.",
+    )
+    add = parser.add_argument
+    add("--model", required=True, help="registry name (ghostnet_100, ...) or PATH.keras")
+    add("--weights", default=None, help="None, 'imagenet' or a weights file")
+    add("--quantize", default="none", help="none | float16 | dynamic | int8 (default none)")
+    add("--io", default="float", help="input (and int8 output) type: float | uint8 | int8")
+    add("--calibration_data", default=None, help="folder:PATH or a TFDS name (int8, check)")
+    add("--num_calibration", type=int, default=200, help="calibration images (default 200)")
+    add("--image_size", type=int, default=None, help="square input size for a registry model")
+    add("--crop_fraction", type=float, default=0.875, help="centre crop of the eval transform")
+    add("--data_dir", default=None, help="TFDS data directory")
+    add("--output", required=True, help="PATH.tflite to write")
+    add("--check", dest="check", action="store_true", default=True, help="compare (default)")
+    add("--nocheck", dest="check", action="store_false", help="skip the comparison with Keras")
+    add("--check_images", type=int, default=100, help="images of the check (default 100)")
+    add("--qat_epochs", type=int, default=0, help="quantization-aware training epochs (int8)")
+    add("--qat_data", default=None, help="QAT training data: folder:PATH or a TFDS name")
+    add("--qat_steps", type=int, default=None, help="QAT steps per epoch (default: all data)")
+    return parser.parse_args(argv)
+
+
+def _validate_args(args):
+    _check_choice("quantize", args.quantize, QUANTIZE_CHOICES)
+    _check_choice("io", args.io, IO_CHOICES)
+    if not args.output.endswith(".tflite"):
+        raise ValueError(f"`--output` must end with .tflite. Received: output={args.output!r}")
+    for name in ("num_calibration", "check_images"):
+        if getattr(args, name) < 1:
+            raise ValueError(
+                f"`--{name}` must be at least 1. Received: {name}={getattr(args, name)}"
+            )
+    if args.qat_epochs < 0:
+        raise ValueError(f"`--qat_epochs` must be >= 0. Received: qat_epochs={args.qat_epochs}")
+    if args.qat_epochs:
+        if args.quantize != "int8":
+            raise ValueError(
+                "Quantization-aware training makes int8 models: add --quantize=int8. "
+                f"Received: quantize={args.quantize!r}"
+            )
+        if not args.qat_data:
+            raise ValueError(
+                "`--qat_epochs` needs training images: --qat_data=folder:PATH or a TFDS name. "
+                "Received: qat_data=None"
+            )
+    elif args.quantize == "int8" and not args.calibration_data:
+        raise ValueError(
+            "int8 quantization needs real calibration images: --calibration_data=folder:PATH "
+            "or a TFDS name. Received: calibration_data=None"
+        )
+    if args.io == "int8" and args.quantize != "int8":
+        raise ValueError(
+            "`--io=int8` needs --quantize=int8 (use --io=uint8 for a raw image input of a "
+            f"float model). Received: io={args.io!r}"
+        )
+
+
+def _qat(model, args, image_size):
+    try:
+        from tflite import qat
+    except ImportError as err:
+        raise ValueError(
+            "Quantization-aware training is not available in this installation "
+            f"(tflite.qat: {err}). Received: qat_epochs={args.qat_epochs}"
+        ) from err
+    return qat.qat_int8(
+        model,
+        args.qat_data,
+        epochs=args.qat_epochs,
+        steps_per_epoch=args.qat_steps,
+        image_size=image_size,
+        io=args.io,
+        data_dir=args.data_dir,
+        progress=lambda line: print(line, flush=True),
+    )
+
+
+def run(args):
+    """The command line's work, on parsed arguments; returns the flatbuffer."""
+    import time
+
+    from tflite import images
+
+    _validate_args(args)
+    kwargs = {}
+    if args.image_size is not None and not args.model.endswith(".keras"):
+        kwargs["input_shape"] = (args.image_size, args.image_size, 3)
+    model = load_model(args.model, weights=args.weights, **kwargs)
+    height, width, _ = model_image_shape(model, args.image_size)
+    if height != width:
+        raise ValueError(f"Only square inputs are supported. Received: input={height}x{width}")
+    print(f"Model {args.model}: input {height}x{width}x3, {model.count_params():,} parameters")
+
+    start = time.time()
+    if args.qat_epochs:
+        print(f"Quantization-aware training for {args.qat_epochs} epoch(s) on {args.qat_data}")
+        flatbuffer = _qat(model, args, height)
+    else:
+        calibration = None
+        if args.quantize == "int8":
+            source = images.image_source(
+                args.calibration_data,
+                "calibration",
+                image_size=height,
+                num_images=args.num_calibration,
+                crop_fraction=args.crop_fraction,
+                data_dir=args.data_dir,
+            )
+            calibration = np.concatenate([x for x, _ in source.batches])
+            print(f"Calibrating on {len(calibration)} images ({source.description})")
+        print(f"Converting (quantize={args.quantize}, io={args.io})...", flush=True)
+        flatbuffer = convert_model(
+            model,
+            quantize=args.quantize,
+            io=args.io,
+            representative_images=calibration,
+            num_calibration=args.num_calibration,
+            image_size=height,
+        )
+    write_atomically(args.output, flatbuffer)
+    print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
+
+    if args.check:
+        data = args.calibration_data or args.qat_data
+        if data:
+            source = images.image_source(
+                data,
+                "eval",
+                image_size=height,
+                num_images=args.check_images,
+                crop_fraction=args.crop_fraction,
+                data_dir=args.data_dir,
+            )
+            batches, names, what = source.batches, source.class_names, source.description
+        else:
+            batches, names = _random_batches((height, width, 3), args.check_images), None
+            what = f"{args.check_images} random images (no --calibration_data)"
+        result = check_conversion(
+            model, flatbuffer, batches, class_names=names, num_images=args.check_images
+        )
+        from tflite import evaluate
+
+        print(f"Check against Keras on {what}:")
+        for line in evaluate.format_result(result).splitlines():
+            print(f"  {line}")
+    return flatbuffer
+
+
+def main(argv=None):
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        import tensorflow as tf
+
+        run(args)
+    except (ValueError, OSError, tf.errors.OpError) as err:
+        message = " ".join(str(err).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
