@@ -349,3 +349,88 @@ def export_graph(model, input_shape=None):
         rebuilder.generic(layer)
     outputs = rebuilder._get(model.outputs[0])
     return keras.Model(inputs, outputs, name=f"{model.name}_export")
+
+
+def _opcode_index(model, builtin, version=1):
+    """The index of ``builtin`` in ``model.operatorCodes``, adding the code if missing."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    for index, code in enumerate(model.operatorCodes):
+        if flatbuffer_utils.get_builtin_code_from_operator_code(code) == builtin:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(builtin, 127)
+    code.version = version
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def float_softmax(flatbuffer):
+    """Moves a quantized final SOFTMAX of a `.tflite` model to float, so that XNNPACK runs it.
+
+    XNNPACK has no int8/uint8 softmax: a full-integer model ends with a SOFTMAX that the
+    delegate leaves to the reference kernel, in a second partition. This rewrites
+    ``SOFTMAX(int8) -> DEQUANTIZE`` (float output) into ``DEQUANTIZE -> SOFTMAX(float)``, and
+    a quantized model output ``SOFTMAX(int8)`` into ``DEQUANTIZE -> SOFTMAX -> QUANTIZE``
+    (the output tensor keeps its type and quantization). The probabilities are then computed
+    in float from the same int8 logits: no less accurate. Other models are returned unchanged.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    ops = schema.BuiltinOperator
+    quantized = (schema.TensorType.INT8, schema.TensorType.UINT8)
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    if len(model.subgraphs) != 1:
+        return flatbuffer
+    graph = model.subgraphs[0]
+
+    def code(op):
+        return flatbuffer_utils.get_builtin_code_from_operator_code(
+            model.operatorCodes[op.opcodeIndex]
+        )
+
+    def new_float_tensor(like, suffix):
+        tensor = schema.TensorT()
+        tensor.shape = list(like.shape)
+        tensor.shapeSignature = (
+            list(like.shapeSignature) if like.shapeSignature is not None else None
+        )
+        tensor.type = schema.TensorType.FLOAT32
+        tensor.buffer = 0  # buffer 0 is the empty buffer: a computed tensor
+        tensor.name = (like.name or b"") + suffix
+        graph.tensors.append(tensor)
+        return len(graph.tensors) - 1
+
+    changed = False
+    for position, op in enumerate(list(graph.operators)):
+        if code(op) != ops.SOFTMAX or graph.tensors[op.inputs[0]].type not in quantized:
+            continue
+        logits, probs = op.inputs[0], op.outputs[0]
+        users = [o for o in graph.operators if probs in list(o.inputs)]
+        dequantize = schema.OperatorT()
+        dequantize.opcodeIndex = _opcode_index(model, ops.DEQUANTIZE)
+        float_logits = new_float_tensor(graph.tensors[logits], b"_float")
+        dequantize.inputs, dequantize.outputs = [logits], [float_logits]
+        if len(users) == 1 and code(users[0]) == ops.DEQUANTIZE and probs not in graph.outputs:
+            # SOFTMAX -> DEQUANTIZE(output): the softmax writes the float output directly.
+            old = users[0]
+            op.inputs, op.outputs = [float_logits], [old.outputs[0]]
+            graph.operators.remove(old)
+            graph.operators.insert(position, dequantize)
+        elif not users and probs in list(graph.outputs):
+            quantize = schema.OperatorT()
+            quantize.opcodeIndex = _opcode_index(model, ops.QUANTIZE)
+            float_probs = new_float_tensor(graph.tensors[probs], b"_float")
+            quantize.inputs, quantize.outputs = [float_probs], [probs]
+            op.inputs, op.outputs = [float_logits], [float_probs]
+            graph.operators.insert(position, dequantize)
+            graph.operators.insert(position + 2, quantize)
+        else:
+            continue
+        changed = True
+    if not changed:
+        return flatbuffer
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
