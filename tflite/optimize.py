@@ -123,7 +123,7 @@ class _Rebuilder:
         self.done = set()  # ids of layers already emitted as part of a pattern
         self.consumers = {}
         self.graph_nodes = {id(n) for ns in model._nodes_by_depth.values() for n in ns}
-        for layer in model.layers:
+        for layer in model.operations:
             for node in self._nodes(layer):
                 for t in keras.tree.flatten(node.arguments.args):
                     self.consumers.setdefault(id(t), []).append(layer)
@@ -288,16 +288,22 @@ class _Rebuilder:
                 and not layer.negative_slope
             )
         )
-        olds = keras.tree.flatten(args)
+        olds = [t for t in keras.tree.flatten(args) if isinstance(t, keras.KerasTensor)]
+
+        def new(t, get=None):
+            if not isinstance(t, keras.KerasTensor):
+                return t
+            return get(t) if get else self.new[id(t)]
+
         scale = 1.0
         if linear and _is(layer, layers.Multiply):
             scale = float(np.prod([self.scale.get(id(t), 1.0) for t in olds]))
-            new_args = keras.tree.map_structure(lambda t: self.new[id(t)], args)
+            new_args = keras.tree.map_structure(new, args)
         elif linear:
             scale = self.scale.get(id(olds[0]), 1.0)
-            new_args = keras.tree.map_structure(lambda t: self.new[id(t)], args)
+            new_args = keras.tree.map_structure(new, args)
         else:
-            new_args = keras.tree.map_structure(self._get, args)
+            new_args = keras.tree.map_structure(lambda t: new(t, self._get), args)
         y = layer(*new_args, **kwargs)
         self.new[id(node.outputs[0])] = y
         if scale != 1.0:
@@ -334,7 +340,7 @@ def export_graph(model, input_shape=None):
     rebuilder = _Rebuilder(model)
     inputs = keras.Input(batch_shape=(1, *shape), name=model.inputs[0].name)
     rebuilder.new[id(model.inputs[0])] = inputs
-    for layer in model.layers:
+    for layer in model.operations:
         if isinstance(layer, layers.InputLayer) or id(layer) in rebuilder.done:
             continue
         if isinstance(layer, keras.Model):
