@@ -87,6 +87,8 @@ def test_export_graph_keeps_a_plain_model_and_rejects_non_functional():
     np.testing.assert_allclose(exported(x), model(x), atol=1e-6)
     with pytest.raises(ValueError, match="Received: model="):
         optimize.export_graph("ghostnet_100")
+    with pytest.raises(ValueError, match="Received: rewrites='stem'"):
+        optimize.export_graph(model, rewrites="stem")
 
 
 def _tiny_model():

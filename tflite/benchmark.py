@@ -14,9 +14,10 @@ images, then ``tflite.optimize.float_softmax``. ``--nooptimize`` skips the two r
 Timing: one LiteRT ``Interpreter`` per model (``num_threads`` threads, XNNPACK, its default
 delegate), ``--warmup`` invocations each, then ``--runs`` rounds in which every model is
 invoked once in turn (round robin, so that noise from other processes on the machine hits
-every model alike). The table shows the median (and the 10th percentile) in milliseconds
-and the ratio of the median to the first row of the same quantization (the first peer,
-MobileNetV2-1.0, with ``--peers``).
+every model alike). The table shows the median and the 10th percentile in milliseconds and
+their ratios to the first row of the same quantization (the first peer, MobileNetV2-1.0,
+with ``--peers``). On a loaded machine the 10th percentile is the steadier estimate of the
+uncontended latency: preemption inflates the median of the longer-running models more.
 
 Delegation: the interpreter lists the model's nodes and, after them, one ``DELEGATE`` node
 per partition that XNNPACK took; each partition is the set of nodes between the partition's
@@ -211,13 +212,27 @@ def _calibration_images(spec, count, size):
     return np.concatenate([x for x, _ in source.batches])
 
 
-def convert_for_benchmark(model, quantize, *, io="float", calibration=None, optimize=True):
-    """Converts a Keras model as the benchmark does: export graph, converter, float softmax."""
+def convert_for_benchmark(
+    model,
+    quantize,
+    *,
+    io="float",
+    calibration=None,
+    optimize=True,
+    rewrites=None,
+    float_softmax=True,
+):
+    """Converts a Keras model as the benchmark does: export graph, converter, float softmax.
+
+    ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
+    rewrites (default: all of ``tflite.optimize.REWRITES``); ``float_softmax=False`` skips
+    the flatbuffer rewrite of a quantized final softmax.
+    """
     from tflite import convert
     from tflite import optimize as opt
 
     if optimize:
-        model = opt.export_graph(model)
+        model = opt.export_graph(model, rewrites=opt.REWRITES if rewrites is None else rewrites)
     flatbuffer = convert.convert_model(
         model,
         quantize=quantize,
@@ -225,7 +240,7 @@ def convert_for_benchmark(model, quantize, *, io="float", calibration=None, opti
         representative_images=calibration,
         num_calibration=len(calibration) if calibration is not None else 200,
     )
-    return opt.float_softmax(flatbuffer) if optimize else flatbuffer
+    return opt.float_softmax(flatbuffer) if optimize and float_softmax else flatbuffer
 
 
 def _keras_model(name):
@@ -259,12 +274,12 @@ def format_table(rows):
     """A Markdown table of benchmark rows (with ``ms`` and ``p10`` filled in)."""
     lines = [
         "| model | quantization | MACs | params | size (bytes) | size/params | ms (median) "
-        "| ms (p10) | ratio | XNNPACK ops |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| ms (p10) | ratio | ratio (p10) | XNNPACK ops |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     first = {}
     for row in rows:
-        base = first.setdefault(row["quantize"], row["ms"])
+        base, base_p10 = first.setdefault(row["quantize"], (row["ms"], row["p10"]))
         macs = f"{row['macs'] / 1e6:,.1f}M" if row["macs"] else "-"
         params = f"{row['params']:,}" if row["params"] else "-"
         per_param = f"{row['size'] / row['params']:.3f}" if row["params"] else "-"
@@ -275,7 +290,7 @@ def format_table(rows):
         lines.append(
             f"| {row['model']} | {row['quantize']} | {macs} | {params} | {row['size']:,} "
             f"| {per_param} | {row['ms']:.2f} | {row['p10']:.2f} | {row['ms'] / base:.2f} "
-            f"| {ops} |"
+            f"| {row['p10'] / base_p10:.2f} | {ops} |"
         )
     return "\n".join(lines)
 

@@ -49,6 +49,7 @@ __all__ = ["export_graph", "float_softmax"]
 # The ghost-module rewrite (4. above) pays in XNNPACK (measured on x86, fp32 and int8) for
 # outputs of at most 16 channels on at least 112x112 positions, and costs time elsewhere.
 GHOST_CONCAT_MAX_CHANNELS = 16
+REWRITES = ("stem", "gate", "ghost")
 GHOST_CONCAT_MIN_POSITIONS = 112 * 112
 
 
@@ -126,7 +127,8 @@ def _new_conv(conv, kernel, bias, name, activation=None, padding=None, **overrid
 class _Rebuilder:
     """Walks the Functional graph in order and emits the rewritten graph."""
 
-    def __init__(self, model):
+    def __init__(self, model, rewrites):
+        self.rewrites = rewrites
         self.model = model
         self.new = {}  # id(old KerasTensor) -> new KerasTensor
         self.scale = {}  # id(old tensor) -> s: the new tensor holds old * s
@@ -309,7 +311,7 @@ class _Rebuilder:
         kernel, bias, end = self._fold_conv_bn(conv, kernel, bias)
         activation = None
         out_scale = 1.0
-        gate = self._gate(end)
+        gate = self._gate(end) if "gate" in self.rewrites else None
         if gate is not None:
             rescale, relu = gate
             a, b = float(rescale.scale), float(rescale.offset)
@@ -413,13 +415,15 @@ class _Rebuilder:
             self.scale[id(node.outputs[0])] = scale
 
 
-def export_graph(model, input_shape=None):
+def export_graph(model, input_shape=None, rewrites=REWRITES):
     """Returns an equivalent fixed-batch-1 Functional model that converts to a faster TFLite graph.
 
     Args:
         model: a Keras Functional model with one image input (channels last).
         input_shape: ``(height, width, channels)``; defaults to the model's input
             shape, or 224x224 where it is unknown.
+        rewrites: which rewrites to apply, among ``"stem"`` (1. above), ``"gate"`` (3.)
+            and ``"ghost"`` (4.); BatchNormalization is always folded (2.).
 
     Returns:
         A new ``keras.Model`` computing the same function as ``model`` on a
@@ -435,12 +439,19 @@ def export_graph(model, input_shape=None):
         )
     from ghostnet_keras.profiler import _input_shape, static_copy
 
+    unknown = set(rewrites) - set(REWRITES)
+    if unknown or isinstance(rewrites, str):
+        raise ValueError(
+            f"`rewrites` must be a collection of {', '.join(REWRITES)}. "
+            f"Received: rewrites={rewrites!r}"
+        )
+
     shape = _input_shape(model, input_shape)
     if tuple(model.input_shape[1:]) != shape:
         static = static_copy(model, shape)
         static.set_weights(model.get_weights())
         model = static
-    rebuilder = _Rebuilder(model)
+    rebuilder = _Rebuilder(model, rewrites)
     inputs = keras.Input(batch_shape=(1, *shape), name=model.inputs[0].name)
     rebuilder.new[id(model.inputs[0])] = inputs
     for layer in model.operations:
@@ -450,9 +461,9 @@ def export_graph(model, input_shape=None):
             raise ValueError(
                 f"export_graph does not support nested models. Received: layer={layer.name!r}"
             )
-        if _is(layer, layers.Normalization) and rebuilder.stem(layer):
+        if "stem" in rewrites and _is(layer, layers.Normalization) and rebuilder.stem(layer):
             continue
-        if _is(layer, layers.Conv2D) and rebuilder.ghost_module(layer):
+        if "ghost" in rewrites and _is(layer, layers.Conv2D) and rebuilder.ghost_module(layer):
             continue
         if _is(layer, layers.Conv2D) or _is(layer, layers.DepthwiseConv2D):
             rebuilder.conv(layer)
