@@ -307,6 +307,7 @@ def run_benchmark(
     warmup=10,
     num_threads=1,
     optimize=True,
+    save_dir=None,
     progress=print,
 ):
     """Converts (where needed) and times ``models``; returns the table rows.
@@ -321,6 +322,8 @@ def run_benchmark(
         num_calibration: calibration images.
         runs, warmup, num_threads: see :func:`measure_latency`.
         optimize: apply ``export_graph`` and ``float_softmax``.
+        save_dir: if given, write the converted models there as ``NAME_QUANTIZE.tflite``
+            (to run them on a phone with ``benchmark_model``).
         progress: ``callable(str)`` for progress lines, or None.
 
     Returns:
@@ -381,6 +384,12 @@ def run_benchmark(
                 optimize=optimize,
             )
             rows.append(_row(name, q, flatbuffer, model))
+            if save_dir:
+                os.makedirs(save_dir, exist_ok=True)
+                path = os.path.join(save_dir, f"{name}_{q}.tflite")
+                with open(path, "wb") as f:
+                    f.write(flatbuffer)
+                progress(f"  wrote {path}")
     for path in files:
         rows.append(_row(os.path.basename(path), "(file)", contents[path]))
 
@@ -419,6 +428,7 @@ def _parse_args(argv):
     add("--threads", type=int, default=1, help="interpreter threads (default 1)")
     add("--nooptimize", dest="optimize", action="store_false", help="convert without rewrites")
     add("--census", action="store_true", help="also print the op census of every model")
+    add("--save_dir", default=None, help="write the converted .tflite files to this folder")
     add("--output", default=None, help="also write the table (Markdown) to this file")
     return parser.parse_args(argv)
 
@@ -443,6 +453,7 @@ def main(argv=None):
             warmup=args.warmup,
             num_threads=args.threads,
             optimize=args.optimize,
+            save_dir=args.save_dir,
         )
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
