@@ -49,6 +49,7 @@ SMALL_IMAGE_SIZE = 64
 COLOR_JITTER = 0.4
 IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
+_WARNED = set()  # folders whose non-image files were already reported
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9*]+\.[0-9*]+\.[0-9*]+)?$")
 
 
@@ -184,7 +185,8 @@ def _list_folder(spec, split, class_names=None):
                 labels.append(index[name])
             else:
                 skipped.append(entry.path)
-    if skipped:
+    if skipped and split_dir not in _WARNED:
+        _WARNED.add(split_dir)
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         logging.warning(
             "Skipping %d file(s) of %s that are not images by name (%s): %s",
@@ -310,35 +312,44 @@ def dataset_info(spec, data_dir=None):
 # Decoding
 
 
-def _sniff(contents):
-    """True if the bytes start like a JPEG, PNG, GIF, BMP or WebP file."""
-    head = tf.strings.substr(contents, 0, 4)
-    riff = tf.strings.substr(contents, 8, 4)
-    return tf.reduce_any(
-        [
-            tf.io.is_jpeg(contents),
-            tf.equal(head, b"\x89PNG"),
-            tf.equal(tf.strings.substr(contents, 0, 3), b"GIF"),
-            tf.equal(tf.strings.substr(contents, 0, 2), b"BM"),
-            tf.logical_and(tf.equal(head, b"RIFF"), tf.equal(riff, b"WEBP")),
-        ]
-    )
+def _robust_map(ds, fn, fallback, deterministic):
+    """Maps ``(name, source, label, seed)`` to ``(fn(source, seed), label)``, dropping the
+    elements where ``fn`` fails (a corrupt or non-image file) with a warning naming them.
 
+    Each element runs in its own one-element dataset with ``ignore_errors``, so that a failure
+    is seen next to the file name (tf.data's own ignore_errors cannot name the file)."""
 
-def _check_image(path, contents):
-    """Keeps an element if it looks like an image; else prints a warning naming the file."""
-    ok = _sniff(contents)
-
-    def warn():
-        tf.print(
-            "WARNING: skipping",
-            path,
-            ": not a JPEG, PNG, GIF, BMP or WebP image",
-            output_stream=sys.stderr,
+    def one(name, source, label, seed):
+        decoded = tf.data.Dataset.from_tensors((source, seed)).map(lambda s, r: (fn(s, r), True))
+        failed = tf.data.Dataset.from_tensors((fallback, False))
+        return (
+            decoded.ignore_errors()
+            .concatenate(failed)
+            .take(1)
+            .map(lambda image, ok: (name, image, label, ok))
         )
-        return tf.constant(False)
 
-    return tf.cond(ok, lambda: tf.constant(True), warn)
+    def check(name, image, label, ok):
+        def warn():
+            tf.print(
+                "WARNING: skipping",
+                name,
+                "- corrupt, truncated or not a JPEG, PNG, GIF, BMP or WebP image",
+                output_stream=sys.stderr,
+            )
+            return ok
+
+        return image, label, tf.cond(ok, lambda: ok, warn)
+
+    ds = ds.interleave(
+        one,
+        cycle_length=16,
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    ds = ds.map(check).filter(lambda image, label, ok: ok)
+    return ds.map(lambda image, label, ok: (image, label))
 
 
 def _decode(contents):
@@ -522,15 +533,8 @@ def _folder_source(paths, labels, shuffle, seed):
     if shuffle:
         # Shuffling file names is cheap: the whole list, before any file is read.
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-
-    def read(path, label):
-        contents = tf.io.read_file(path)
-        return contents, label, _check_image(path, contents)
-
-    ds = ds.map(read, num_parallel_calls=AUTOTUNE)
-    return ds.filter(lambda contents, label, ok: ok).map(
-        lambda contents, label, ok: (contents, label)
-    )
+    # Files are read where they are decoded (in _robust_map): a read error skips one file too.
+    return ds.map(lambda path, label: (path, path, label))
 
 
 def _tfds_source(spec, info, split, input_context, data_dir, shuffle, seed):
@@ -548,10 +552,11 @@ def _tfds_source(spec, info, split, input_context, data_dir, shuffle, seed):
         split=name,
         shuffle_files=shuffle,
         decoders={image_key: tfds.decode.SkipDecoding()},
-        read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
+        read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False, add_tfds_id=True),
     )
     ds = ds.map(
-        lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int32)), num_parallel_calls=AUTOTUNE
+        lambda ex: (ex["tfds_id"], ex[image_key], tf.cast(ex[label_key], tf.int32)),
+        num_parallel_calls=AUTOTUNE,
     )
     return ds, count
 
@@ -639,47 +644,64 @@ def make_dataset(
             sample = [tf.io.read_file(p) for p in paths[:: max(1, count // 8)][:8]]
             cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
         ds = _folder_source(paths, labels, training and not cache, seed)
+        read = tf.io.read_file
     else:
         ds, count = _tfds_source(spec, info, split, input_context, data_dir, training, seed)
         if cache is None:
-            sample = [contents for contents, _ in ds.take(8)]
+            sample = [contents for _, contents, _ in ds.take(8)]
             cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
+        read = tf.identity
+    deterministic = seed is not None or not training
+    no_seed = tf.zeros([2], tf.int64)
+
+    def label_fn(image, label):
+        return image, tf.one_hot(label, num_classes, dtype=tf.float32) if one_hot else label
 
     if cache:
-        ds = ds.map(lambda contents, label: (_decode(contents), label), num_parallel_calls=AUTOTUNE)
-        ds = ds.ignore_errors(log_warning=True).cache()
+        # Decoded uint8 images in memory; later epochs only crop, flip and jitter.
+        ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
+        empty = tf.zeros([1, 1, 3], tf.uint8)
+        ds = _robust_map(ds, lambda s, r: _decode(read(s)), empty, deterministic).cache()
         if training:
             ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     elif training and spec.kind == "tfds":
         ds = ds.shuffle(min(count, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
 
-    def label_fn(label):
-        return tf.one_hot(label, num_classes, dtype=tf.float32) if one_hot else label
-
     if training:
+        transform = _train_transform(image_size, color_jitter, randaugment)
         if repeat:
             ds = ds.repeat()
-        transform = _train_transform(image_size, color_jitter, randaugment)
         seeds = tf.data.Dataset.random(seed=seed).map(lambda r: tf.stack([r, r // 3 + 1]))
-        ds = tf.data.Dataset.zip((ds, seeds))
-        ds = ds.map(
-            lambda example, s: (transform(example[0], s), label_fn(example[1])),
-            num_parallel_calls=AUTOTUNE,
-        )
+        if cache:
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda example, s: (transform(example[0], s), example[1]),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=deterministic,
+            )
+        else:
+            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda e, s: (e[0], e[1], e[2], s))
+            empty = tf.zeros([image_size, image_size, 3])
+            ds = _robust_map(ds, lambda src, s: transform(read(src), s), empty, deterministic)
     else:
 
-        def evaluate(source, label):
-            image = _decode(source) if source.dtype == tf.string else source
-            return eval_transform(image, image_size, crop_fraction), label_fn(label)
+        def evaluate(source, seed):
+            image = source if source.dtype == tf.uint8 else _decode(read(source))
+            return eval_transform(image, image_size, crop_fraction)
 
-        ds = ds.map(evaluate, num_parallel_calls=AUTOTUNE)
-    if not cache:
-        ds = ds.ignore_errors(log_warning=True)
+        if cache:
+            ds = ds.map(
+                lambda image, label: (evaluate(image, None), label), num_parallel_calls=AUTOTUNE
+            )
+        else:
+            ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
+            empty = tf.zeros([image_size, image_size, 3])
+            ds = _robust_map(ds, evaluate, empty, deterministic)
+    ds = ds.map(label_fn, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if repeat and not training:
         ds = ds.repeat()
     options = tf.data.Options()
-    options.deterministic = seed is not None or not training
+    options.deterministic = deterministic
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(AUTOTUNE)
 
