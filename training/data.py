@@ -702,7 +702,9 @@ def make_dataset(
         ds = ds.repeat()
     options = tf.data.Options()
     options.deterministic = deterministic
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    if input_context is not None:
+        # Sharded here already; without an input context tf.distribute may shard by data.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
