@@ -347,6 +347,14 @@ def test_corrupt_files_are_skipped_with_a_warning(cifar_small, tmp_path, capfd):
             assert f'skipping "{root / "train" / "cat" / name}"' in err, err
 
 
+def test_folder_changes_are_seen(cifar_small, tmp_path):
+    """Folder listings are remembered between calls, but not past a change to a class folder."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    assert data.dataset_info(f"folder:{root}").num_train_examples == 10
+    shutil.copy(next((root / "train" / "cat").iterdir()), root / "train" / "cat" / "copy.jpg")
+    assert data.dataset_info(f"folder:{root}").num_train_examples == 11
+
+
 def test_decoded_cache_is_automatic_for_small_data(cifar_small):
     def graph(cache):
         ds = data.make_dataset(

@@ -50,6 +50,7 @@ COLOR_JITTER = 0.4
 IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
 _WARNED = set()  # folders whose non-image files were already reported
+_LISTINGS = {}  # the last folder listings, see _list_folder
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9*]+\.[0-9*]+\.[0-9*]+)?$")
 
 
@@ -163,6 +164,19 @@ def _list_folder(spec, split, class_names=None):
     with one warning."""
     split_dir = os.path.join(spec.path, split)
     found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+    # Listing ImageNet takes seconds and a training run asks several times: the listing is
+    # kept while no class folder changes (adding or removing a file changes its mtime).
+    stamp = tuple(os.stat(os.path.join(split_dir, n)).st_mtime_ns for n in found)
+    key = (split_dir, tuple(found), stamp, None if class_names is None else tuple(class_names))
+    if key not in _LISTINGS:
+        if len(_LISTINGS) >= 4:
+            del _LISTINGS[next(iter(_LISTINGS))]
+        _LISTINGS[key] = _scan_classes(spec, split_dir, found, class_names)
+    paths, labels, class_names = _LISTINGS[key]
+    return list(paths), list(labels), class_names
+
+
+def _scan_classes(spec, split_dir, found, class_names):
     if class_names is None:
         class_names = found
     else:
@@ -578,7 +592,7 @@ def make_dataset(
     num_classes=None,
     repeat=None,
     drop_remainder=None,
-    color_jitter=COLOR_JITTER,
+    color_jitter=None,
     shuffle_buffer=10_000,
 ):
     """A batched ``tf.data.Dataset`` of ``(images, labels)``.
@@ -612,7 +626,9 @@ def make_dataset(
         repeat: repeat forever (default: for training only; fit then needs
             ``steps_per_epoch``).
         drop_remainder: drop the last partial batch (default: for training only).
-        color_jitter: brightness/contrast/saturation strength of training (0 turns it off).
+        color_jitter: brightness/contrast/saturation strength of training; None: 0.4 (the
+            MobileNetV3/GhostNet ImageNet setup) above 64 pixels, 0 (off, the usual CIFAR
+            setup) for small inputs.
         shuffle_buffer: records in the shuffle buffer of TFDS data (folders shuffle their
             whole file list; cached data sets their whole content).
     """
@@ -629,6 +645,8 @@ def make_dataset(
         raise ValueError(
             f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
         )
+    if color_jitter is None:
+        color_jitter = 0.0 if image_size <= SMALL_IMAGE_SIZE else COLOR_JITTER
     if not 0 <= color_jitter < 1:
         raise ValueError(f"`color_jitter` must be in [0, 1). Received: color_jitter={color_jitter}")
     randaugment = parse_randaugment(randaugment)
