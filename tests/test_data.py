@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from PIL import Image
+from PIL import Image, ImageOps
 
 from training import data
 
@@ -291,6 +291,34 @@ def test_imagenet_size_training(imagenette_small, cache):
     augmented, _ = batches(0, randaugment=(2, 9))
     assert augmented.shape == images.shape and 0 <= augmented.min() and augmented.max() <= 255
     assert np.abs(images - augmented).mean() > 1
+
+
+def test_random_resized_crop_windows():
+    """Crop windows cover 8%-100% of the image with aspect ratios 3/4-4/3, spread over that
+    range (the Inception / timm RandomResizedCrop distribution)."""
+    areas, ratios = [], []
+    for i in range(300):
+        begin, size = data._crop_window(tf.constant([160, 200, 3]), tf.constant([i, 7]))
+        (top, left, _), (h, w, _) = begin.numpy(), size.numpy()
+        assert top >= 0 and left >= 0 and top + h <= 160 and left + w <= 200
+        areas.append(h * w / (160 * 200))
+        ratios.append(w / h)
+    assert 0.075 <= min(areas) < 0.15 and max(areas) > 0.85
+    assert min(ratios) > 0.7 and max(ratios) < 1.42 and np.std(ratios) > 0.1
+
+
+def test_randaugment_equalize_matches_pil(cifar_small):
+    path = sorted((cifar_small / "train" / "ship").iterdir())[0]
+    with Image.open(path) as pil:
+        expected = np.asarray(ImageOps.equalize(pil.convert("RGB")), np.float32)
+        image = np.asarray(pil.convert("RGB"), np.float32)
+    np.testing.assert_array_equal(data._equalize(tf.constant(image)).numpy(), expected)
+    # Every one of the 14 operations keeps the shape and the 0-255 range.
+    outputs = [
+        data._randaugment(tf.constant(image), tf.constant([i, 0]), 1, 9).numpy() for i in range(40)
+    ]
+    assert all(o.shape == image.shape and 0 <= o.min() and o.max() <= 255 for o in outputs)
+    assert len({_digest(o) for o in outputs}) > 10
 
 
 def test_sharding_partitions_the_files(cifar_small):
