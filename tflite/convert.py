@@ -1,0 +1,549 @@
+"""Converts a Keras model to a mobile `.tflite` file: float32, float16, dynamic-range or int8.
+
+Every file this module writes has a fixed batch-1 input (the LiteRT XNNPACK delegate refuses
+a dynamic batch dimension) and uses TFLite builtin ops only. Models with their preprocessing
+in the graph (``include_preprocessing=True``, the default of every registry model) take RGB
+images with values in [0, 255]; ``io="uint8"`` makes that input a raw ``uint8`` image.
+
+Library:
+
+    model = load_model("ghostnet_100", weights="imagenet")
+    flatbuffer = convert_model(model, quantize="int8", io="uint8",
+                               representative_images=images)  # float32 0-255, (N, H, W, 3)
+
+Command line (see ``--helpfull``):
+
+    python -m tflite.convert --model=ghostnet_100 --weights=imagenet --quantize=int8 \\
+        --io=uint8 --calibration_data=folder:/data/imagenette/train --output=ghostnet.tflite
+"""
+
+import os
+import re
+import tempfile
+
+import numpy as np
+
+QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
+IO_CHOICES = ("float", "uint8", "int8")
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def load_model(name_or_path, *, weights=None, **kwargs):
+    """Returns a Keras model from a registry name or a saved ``.keras`` file.
+
+    Args:
+        name_or_path: a name of ``ghostnet_keras.list_models()`` or the path of a
+            ``.keras`` file.
+        weights: for a registry name, passed to the builder (``None``, ``"imagenet"`` or a
+            weights file); for a ``.keras`` file, an optional ``.weights.h5`` file to load.
+        **kwargs: more builder arguments for a registry name, e.g. ``classes=10`` or
+            ``input_shape=(224, 224, 3)``.
+    """
+    import keras
+
+    import ghostnet_keras
+
+    name = os.fspath(name_or_path)
+    if name.endswith(".keras") or os.path.sep in name or os.path.isfile(name):
+        if not os.path.isfile(name):
+            raise ValueError(f"The model file does not exist. Received: model={name!r}")
+        if kwargs:
+            raise ValueError(
+                "Builder arguments only apply to a registry name, not to a saved model. "
+                f"Received: {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}"
+            )
+        try:
+            model = keras.saving.load_model(name)
+        except Exception as err:  # Keras raises many types for a file that is not a model.
+            raise ValueError(
+                f"Could not load a Keras model from the file ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}). Received: model={name!r}"
+            ) from err
+        if weights is not None:
+            if not os.path.isfile(weights):
+                raise ValueError(
+                    f"The `weights` file does not exist. Received: weights={weights!r}"
+                )
+            model.load_weights(weights)
+        return model
+    return ghostnet_keras.create_model(name, weights=weights, **kwargs)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(repr(c) for c in choices)}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def model_image_shape(model, image_size=None):
+    """The ``(height, width, channels)`` the converted model takes.
+
+    ``image_size`` (an int or a ``(height, width)`` pair) is only needed, and only allowed to
+    differ from the model, when the model was built with an unknown spatial size.
+    """
+    shape = tuple(model.input_shape)
+    if isinstance(model.input_shape, list) or len(shape) != 4:
+        raise ValueError(
+            "Only models with one image input (batch, height, width, channels) convert. "
+            f"Received: model.input_shape={model.input_shape}"
+        )
+    height, width, channels = shape[1:]
+    if image_size is not None:
+        size = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
+        if (height is not None and height != size[0]) or (width is not None and width != size[1]):
+            raise ValueError(
+                f"`image_size` disagrees with the model's input size {height}x{width}. "
+                f"Received: image_size={image_size}"
+            )
+        height, width = int(size[0]), int(size[1])
+    if height is None or width is None:
+        raise ValueError(
+            "The model has no fixed input size: mobile exports need one. Pass `image_size` or "
+            f"build the model with `input_shape`. Received: model.input_shape={shape}"
+        )
+    if channels is None:
+        raise ValueError(f"The model's channel count is unknown. Received: input_shape={shape}")
+    return int(height), int(width), int(channels)
+
+
+def iterate_images(images, image_shape, limit):
+    """Yields up to ``limit`` float32 images of ``image_shape`` from arrays, batches,
+    ``(images, labels)`` pairs or a ``tf.data.Dataset`` of any of these."""
+    count = 0
+    tf = _tf()
+    if isinstance(images, tf.data.Dataset):
+        images = images.as_numpy_iterator()
+    elif isinstance(images, np.ndarray) or hasattr(images, "numpy"):
+        images = [np.asarray(images)]
+    for item in images:
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        item = np.asarray(item, dtype="float32")
+        batch = item[None] if item.ndim == 3 else item
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != tuple(image_shape):
+            raise ValueError(
+                f"Calibration images must have the model's input shape {tuple(image_shape)}. "
+                f"Received: image shape={tuple(item.shape)}"
+            )
+        for image in batch:
+            if count >= limit:
+                return
+            count += 1
+            yield image
+
+
+def _select_ops_error(err):
+    """The ValueError for a conversion that needs ops outside the TFLite builtins."""
+    text = str(err)
+    ops = set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text))
+    ops |= set(re.findall(r"\b(tf\.\w+)\b(?=[^\n]*not supported)", text))
+    for match in re.findall(r"(?:Flex|Select TF) ops: ([^\n.]+)", text):
+        ops |= {op.strip() for op in match.split(",") if op.strip()}
+    if not ops:
+        return None
+    return ValueError(
+        "The model needs TensorFlow ops that TFLite has no builtin kernel for "
+        f"(Select TF ops are not allowed in mobile exports): {', '.join(sorted(ops))}. "
+        f"Received: ops={sorted(ops)}"
+    )
+
+
+def list_ops(flatbuffer):
+    """The op names of a `.tflite` model, in execution order (e.g. ``["CONV_2D", ...]``)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(
+        model_content=bytes(flatbuffer),
+        experimental_op_resolver_type=_no_delegate_resolver(),
+    )
+    return [op["op_name"] for op in interpreter._get_ops_details()]
+
+
+def _no_delegate_resolver():
+    from ai_edge_litert.interpreter import OpResolverType
+
+    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
+def convert_model(
+    model,
+    *,
+    quantize="none",
+    io="float",
+    representative_images=None,
+    num_calibration=200,
+    batch_size=1,
+    image_size=None,
+):
+    """Converts a Keras 3 model to a TFLite flatbuffer with a fixed batch dimension.
+
+    Args:
+        model: a Keras model with one image input. Registry models (with the default
+            ``include_preprocessing=True``) take float32 RGB values in [0, 255].
+        quantize: ``"none"`` (float32), ``"float16"`` (float16 weights, float compute),
+            ``"dynamic"`` (int8 weights, float activations) or ``"int8"`` (full-integer:
+            int8 weights and activations, calibrated on ``representative_images``).
+        io: the type of the input (and, with ``quantize="int8"``, of the output).
+            ``"float"``: float32 as the Keras model. ``"uint8"``: the raw 0-255 image as
+            ``uint8`` (quantization scale 1, zero point 0, so the model's in-graph
+            normalisation acts on exactly the pixel values); with ``"int8"`` quantization the
+            output is uint8 too (scale 1/256). ``"int8"``: the pixel minus 128 as ``int8``
+            (``quantize="int8"`` only), output int8.
+        representative_images: images for int8 calibration, float32 in [0, 255] of the
+            model's input shape: an array ``(N, H, W, 3)``, an iterable of images or batches,
+            or a ``tf.data.Dataset`` (``(images, labels)`` elements are fine). Use real images
+            preprocessed as at evaluation time.
+        num_calibration: how many of them to use.
+        batch_size: the fixed batch size of the exported signature (1 for phones).
+        image_size: the input size, only for a model built without a fixed one.
+
+    Returns:
+        The `.tflite` flatbuffer as ``bytes``.
+    """
+    _check_choice("quantize", quantize, QUANTIZE_CHOICES)
+    _check_choice("io", io, IO_CHOICES)
+    if io == "int8" and quantize != "int8":
+        raise ValueError(
+            "`io='int8'` needs full-integer quantization (`quantize='int8'`); use 'uint8' "
+            f"for a raw image input of a float model. Received: io={io!r}"
+        )
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size=}")
+    if quantize == "int8":
+        if representative_images is None:
+            raise ValueError(
+                "Full-integer quantization needs `representative_images` for calibration. "
+                "Received: representative_images=None"
+            )
+        if not isinstance(num_calibration, int) or num_calibration < 1:
+            raise ValueError(
+                f"`num_calibration` must be a positive integer. Received: {num_calibration=}"
+            )
+    tf = _tf()
+    import keras
+
+    height, width, channels = model_image_shape(model, image_size)
+    image_shape = (height, width, channels)
+    spec_shape = [batch_size, height, width, channels]
+
+    calibration = None
+    if quantize == "int8":
+        calibration = list(iterate_images(representative_images, image_shape, num_calibration))
+        if not calibration:
+            raise ValueError(
+                "`representative_images` yielded no image. Received: representative_images="
+                f"{type(representative_images).__name__}"
+            )
+        calibration = np.stack(calibration)
+
+        if io != "float" and (calibration.min() < 0.0 or calibration.max() > 255.0):
+            raise ValueError(
+                f"`io={io!r}` takes raw 0-255 pixels, but the calibration images range over "
+                f"[{calibration.min():g}, {calibration.max():g}]. Received: io={io!r}"
+            )
+
+    export = keras.export.ExportArchive()
+    export.track(model)
+    if io == "uint8" and quantize != "int8":
+        # A float model with a raw image input: a CAST in front of the float graph.
+        def serve(images):
+            return model(tf.cast(images, model.input.dtype), training=False)
+
+        signature = tf.TensorSpec(spec_shape, tf.uint8, name="images")
+    else:
+
+        def serve(images):
+            return model(images, training=False)
+
+        signature = tf.TensorSpec(spec_shape, tf.float32, name="images")
+    export.add_endpoint("serve", serve, input_signature=[signature])
+
+    with tempfile.TemporaryDirectory(prefix="ghostnet_tflite_") as saved:
+        export.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantize == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.representative_dataset = _representative(
+                calibration, batch_size, anchor=io != "float"
+            )
+            if io != "float":
+                converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
+                converter.inference_output_type = converter.inference_input_type
+        try:
+            flatbuffer = converter.convert()
+        except Exception as err:  # ConverterError and friends: name the Select TF ops.
+            select = _select_ops_error(err)
+            if select is not None:
+                raise select from err
+            raise
+    if io != "float" and quantize == "int8":
+        _check_raw_input(flatbuffer, io)
+    return flatbuffer
+
+
+def _representative(calibration, batch_size, anchor):
+    """The representative-dataset generator: batches of ``batch_size`` calibration images.
+
+    With ``anchor``, the first image gets one pixel at 0 and one at 255 in every channel, so
+    that the calibrated input range is exactly [0, 255]: a uint8 input then has scale 1 and
+    zero point 0 (int8: zero point -128) and takes the raw pixel values.
+    """
+    images = calibration
+    if anchor:
+        images = calibration.copy()
+        images[0, 0, 0, :] = 0.0
+        images[0, 0, -1, :] = 255.0
+    usable = max(batch_size, len(images) - len(images) % batch_size)
+    if len(images) < batch_size:
+        images = np.concatenate([images] * (-(-batch_size // len(images))))
+
+    def generate():
+        for start in range(0, usable, batch_size):
+            yield [images[start : start + batch_size]]
+
+    return generate
+
+
+def _check_raw_input(flatbuffer, io):
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_content=bytes(flatbuffer)).get_input_details()[0]
+    scale, zero_point = details["quantization"]
+    expected = 0 if io == "uint8" else -128
+    if not (abs(scale - 1.0) < 1e-6 and zero_point == expected):
+        raise ValueError(
+            "The quantized input does not take raw pixel values: its scale and zero point "
+            f"are {scale}, {zero_point} instead of 1, {expected}; are the calibration images "
+            f"in [0, 255]? Received: io={io!r}"
+        )
+
+
+def write_atomically(path, content):
+    """Writes ``content`` to ``path`` through a temporary file in the same folder, so that a
+    crash never leaves a truncated `.tflite` behind."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"The output folder {folder} does not exist. Received: output={path!r}")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tflite", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images=100):
+    """Runs images through the Keras model and the `.tflite`; returns the
+    :func:`tflite.evaluate.evaluate` numbers (accuracy only where the labels fit the model)."""
+    from tflite import evaluate
+
+    classifier = evaluate.TFLiteClassifier(flatbuffer)
+    try:
+        evaluate.label_mapping(class_names, classifier.num_classes)
+        usable = class_names is not None
+    except ValueError:  # labels of other classes than the model's: compare outputs only
+        usable = False
+    if not usable:
+        batches = ((x, None) for x, _ in batches)
+        class_names = None
+    return evaluate.evaluate(
+        classifier, batches, class_names=class_names, keras_model=model, num_images=num_images
+    )
+
+
+def _random_batches(image_shape, count, seed=0):
+    rng = np.random.default_rng(seed)
+    yield rng.uniform(0, 255, (count, *image_shape)).astype("float32"), None
+
+
+def _parse_args(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tflite.convert",
+        description="Convert a registry model or a .keras file to a batch-1 .tflite file.",
+    )
+    add = parser.add_argument
+    add("--model", required=True, help="registry name (ghostnet_100, ...) or PATH.keras")
+    add("--weights", default=None, help="None, 'imagenet' or a weights file")
+    add("--quantize", default="none", help="none | float16 | dynamic | int8 (default none)")
+    add("--io", default="float", help="input (and int8 output) type: float | uint8 | int8")
+    add("--calibration_data", default=None, help="folder:PATH or a TFDS name (int8, check)")
+    add("--num_calibration", type=int, default=200, help="calibration images (default 200)")
+    add("--image_size", type=int, default=None, help="square input size for a registry model")
+    add("--crop_fraction", type=float, default=0.875, help="centre crop of the eval transform")
+    add("--data_dir", default=None, help="TFDS data directory")
+    add("--output", required=True, help="PATH.tflite to write")
+    add("--check", dest="check", action="store_true", default=True, help="compare (default)")
+    add("--nocheck", dest="check", action="store_false", help="skip the comparison with Keras")
+    add("--check_images", type=int, default=100, help="images of the check (default 100)")
+    add("--qat_epochs", type=int, default=0, help="quantization-aware training epochs (int8)")
+    add("--qat_data", default=None, help="QAT training data: folder:PATH or a TFDS name")
+    add("--qat_steps", type=int, default=None, help="QAT steps per epoch (default: all data)")
+    return parser.parse_args(argv)
+
+
+def _validate_args(args):
+    _check_choice("quantize", args.quantize, QUANTIZE_CHOICES)
+    _check_choice("io", args.io, IO_CHOICES)
+    if not args.output.endswith(".tflite"):
+        raise ValueError(f"`--output` must end with .tflite. Received: output={args.output!r}")
+    for name in ("num_calibration", "check_images"):
+        if getattr(args, name) < 1:
+            raise ValueError(
+                f"`--{name}` must be at least 1. Received: {name}={getattr(args, name)}"
+            )
+    if args.qat_epochs < 0:
+        raise ValueError(f"`--qat_epochs` must be >= 0. Received: qat_epochs={args.qat_epochs}")
+    if args.qat_epochs:
+        if args.quantize != "int8":
+            raise ValueError(
+                "Quantization-aware training makes int8 models: add --quantize=int8. "
+                f"Received: quantize={args.quantize!r}"
+            )
+        if not args.qat_data:
+            raise ValueError(
+                "`--qat_epochs` needs training images: --qat_data=folder:PATH or a TFDS name. "
+                "Received: qat_data=None"
+            )
+    elif args.quantize == "int8" and not args.calibration_data:
+        raise ValueError(
+            "int8 quantization needs real calibration images: --calibration_data=folder:PATH "
+            "or a TFDS name. Received: calibration_data=None"
+        )
+    if args.io == "int8" and args.quantize != "int8":
+        raise ValueError(
+            "`--io=int8` needs --quantize=int8 (use --io=uint8 for a raw image input of a "
+            f"float model). Received: io={args.io!r}"
+        )
+
+
+def _qat(model, args, image_size):
+    try:
+        from tflite import qat
+    except ImportError as err:
+        raise ValueError(
+            "Quantization-aware training is not available in this installation "
+            f"(tflite.qat: {err}). Received: qat_epochs={args.qat_epochs}"
+        ) from err
+    return qat.qat_int8(
+        model,
+        args.qat_data,
+        epochs=args.qat_epochs,
+        steps_per_epoch=args.qat_steps,
+        image_size=image_size,
+        io=args.io,
+        data_dir=args.data_dir,
+        progress=lambda line: print(line, flush=True),
+    )
+
+
+def run(args):
+    """The command line's work, on parsed arguments; returns the flatbuffer."""
+    import time
+
+    from tflite import images
+
+    _validate_args(args)
+    kwargs = {}
+    if args.image_size is not None and not args.model.endswith(".keras"):
+        kwargs["input_shape"] = (args.image_size, args.image_size, 3)
+    model = load_model(args.model, weights=args.weights, **kwargs)
+    height, width, _ = model_image_shape(model, args.image_size)
+    if height != width:
+        raise ValueError(f"Only square inputs are supported. Received: input={height}x{width}")
+    print(f"Model {args.model}: input {height}x{width}x3, {model.count_params():,} parameters")
+
+    start = time.time()
+    if args.qat_epochs:
+        print(f"Quantization-aware training for {args.qat_epochs} epoch(s) on {args.qat_data}")
+        flatbuffer = _qat(model, args, height)
+    else:
+        calibration = None
+        if args.quantize == "int8":
+            source = images.image_source(
+                args.calibration_data,
+                "calibration",
+                image_size=height,
+                num_images=args.num_calibration,
+                crop_fraction=args.crop_fraction,
+                data_dir=args.data_dir,
+            )
+            calibration = np.concatenate([x for x, _ in source.batches])
+            print(f"Calibrating on {len(calibration)} images ({source.description})")
+        print(f"Converting (quantize={args.quantize}, io={args.io})...", flush=True)
+        flatbuffer = convert_model(
+            model,
+            quantize=args.quantize,
+            io=args.io,
+            representative_images=calibration,
+            num_calibration=args.num_calibration,
+            image_size=height,
+        )
+    write_atomically(args.output, flatbuffer)
+    print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
+
+    if args.check:
+        data = args.calibration_data or args.qat_data
+        if data:
+            source = images.image_source(
+                data,
+                "eval",
+                image_size=height,
+                num_images=args.check_images,
+                crop_fraction=args.crop_fraction,
+                data_dir=args.data_dir,
+            )
+            batches, names, what = source.batches, source.class_names, source.description
+        else:
+            batches, names = _random_batches((height, width, 3), args.check_images), None
+            what = f"{args.check_images} random images (no --calibration_data)"
+        result = check_conversion(
+            model, flatbuffer, batches, class_names=names, num_images=args.check_images
+        )
+        from tflite import evaluate
+
+        print(f"Check against Keras on {what}:")
+        for line in evaluate.format_result(result).splitlines():
+            print(f"  {line}")
+    return flatbuffer
+
+
+def main(argv=None):
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        import tensorflow as tf
+
+        run(args)
+    except (ValueError, OSError, tf.errors.OpError) as err:
+        message = " ".join(str(err).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

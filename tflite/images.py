@@ -1,0 +1,177 @@
+"""Real, correctly preprocessed images for calibration and evaluation.
+
+A data spec is a TFDS name (``cifar10``) or ``folder:PATH``. TFDS data sets and folders with
+split sub-folders (``PATH/train/<class>/*`` and ``PATH/val/<class>/*``) go through
+:func:`training.data.make_dataset`; other folders (``PATH/<class>/*`` or a flat folder of
+images) are read here, with the same decoding and :func:`training.data.eval_transform`
+(resize, 0.875 centre crop), so that calibration sees exactly what evaluation sees.
+"""
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+SPLIT_FOLDERS = {"calibration": ("train",), "eval": ("val", "validation", "test")}
+
+
+@dataclasses.dataclass
+class ImageSource:
+    """Batches of ``(images, labels)`` (float32 0-255, int labels or None) and class names."""
+
+    batches: object
+    class_names: tuple | None
+    description: str
+
+
+def _error(message, spec):
+    return ValueError(f"{message} Received: data={spec!r}")
+
+
+def _warn(message):
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
+def _folder_files(root, spec):
+    """Files and labels of ``root/<class>/*`` (labelled) or of a flat ``root/*`` (labels None),
+    ordered class by class in turn (the first N images cover every class evenly)."""
+    from training import data
+
+    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    if class_dirs:
+        per_class, names = [], []
+        for entry in class_dirs:
+            files = sorted(
+                f.path for f in os.scandir(entry.path) if f.is_file() and not f.name.startswith(".")
+            )
+            per_class.append(files)
+            names.append(entry.name)
+        files, labels = [], []
+        for position in range(max(len(f) for f in per_class) if per_class else 0):
+            for label, class_files in enumerate(per_class):
+                if position < len(class_files):
+                    files.append(class_files[position])
+                    labels.append(label)
+        class_names = tuple(names)
+    else:
+        files = [e.path for e in entries if e.is_file() and not e.name.startswith(".")]
+        labels, class_names = None, None
+    images = [i for i, f in enumerate(files) if f.lower().endswith(data.IMAGE_EXTENSIONS)]
+    if len(images) < len(files):
+        _warn(f"skipping {len(files) - len(images)} file(s) of {root} that are not images by name")
+    files = [files[i] for i in images]
+    labels = None if labels is None else [labels[i] for i in images]
+    if not files:
+        raise _error(
+            f"The folder {root} holds no images (expected <class>/*.jpg sub-folders, or "
+            f"image files; extensions {'/'.join(data.IMAGE_EXTENSIONS)}).",
+            spec,
+        )
+    return files, labels, class_names
+
+
+def _folder_batches(files, labels, image_size, crop_fraction, batch_size, limit, spec):
+    import tensorflow as tf
+
+    from training import data
+
+    images, batch_labels, count, decoded = [], [], 0, 0
+    for index, path in enumerate(files):
+        if count >= limit:
+            break
+        try:
+            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+            _warn(f"skipping {path}: not a readable image")
+            continue
+        images.append(data.eval_transform(image, image_size, crop_fraction).numpy())
+        batch_labels.append(-1 if labels is None else labels[index])
+        count += 1
+        decoded += 1
+        if len(images) == batch_size:
+            yield np.stack(images), None if labels is None else np.array(batch_labels)
+            images, batch_labels = [], []
+    if images:
+        yield np.stack(images), None if labels is None else np.array(batch_labels)
+    if decoded == 0:
+        raise _error("None of the image files could be decoded.", spec)
+
+
+def image_source(
+    spec,
+    purpose,
+    *,
+    image_size,
+    num_images,
+    batch_size=32,
+    crop_fraction=0.875,
+    data_dir=None,
+):
+    """Labelled (where known) images of a data spec, preprocessed for evaluation.
+
+    Args:
+        spec: ``folder:PATH`` or a TFDS name.
+        purpose: ``"calibration"`` (the training split: ``PATH/train``, TFDS ``train``) or
+            ``"eval"`` (``PATH/val|validation|test``, TFDS ``validation`` or ``test``). A
+            folder without such sub-folders is used as it is, for either purpose.
+        image_size: the model's input size (square).
+        num_images: at most this many images (folders: spread evenly over the classes).
+        batch_size: images per batch.
+        crop_fraction: the centre crop of the evaluation transform.
+        data_dir: the TFDS data directory.
+
+    Returns:
+        An :class:`ImageSource`.
+    """
+    from training import data
+
+    if purpose not in SPLIT_FOLDERS:
+        raise ValueError(
+            f"`purpose` must be 'calibration' or 'eval'. Received: purpose={purpose!r}"
+        )
+    if not isinstance(num_images, int) or num_images < 1:
+        raise ValueError(f"`num_images` must be a positive integer. Received: {num_images=}")
+    parsed = data.parse_dataset(spec)
+    if parsed.kind == "folder":
+        root = parsed.path
+        if not os.path.isdir(root):
+            raise _error(f"The image folder {root} does not exist.", spec)
+        for name in SPLIT_FOLDERS[purpose]:
+            if os.path.isdir(os.path.join(root, name)):
+                root = os.path.join(root, name)
+                break
+        else:
+            if purpose == "eval" and os.path.isdir(os.path.join(root, "train")):
+                _warn(f"{root} has no val/ or test/ folder: evaluating on {root}/train")
+                root = os.path.join(root, "train")
+        files, labels, class_names = _folder_files(root, spec)
+        batches = _folder_batches(
+            files, labels, image_size, crop_fraction, batch_size, num_images, spec
+        )
+        count = min(num_images, len(files))
+        return ImageSource(batches, class_names, f"{count} images of {root}")
+    info = data.dataset_info(parsed, data_dir)
+    split = "train" if purpose == "calibration" else "eval"
+    ds = data.make_dataset(
+        parsed,
+        split,
+        training=False,
+        batch_size=batch_size,
+        image_size=image_size,
+        data_dir=data_dir,
+        crop_fraction=crop_fraction,
+        one_hot=False,
+        cache=False,
+    )
+    if purpose == "calibration":
+        # TFDS records come in a fixed order; skip around so that calibration sees many classes.
+        ds = ds.unbatch().shuffle(4 * num_images, seed=0).batch(batch_size)
+    ds = ds.unbatch().take(num_images).batch(batch_size)
+    splits = info.train_split if split == "train" else info.eval_split
+    return ImageSource(
+        ((x, y) for x, y in ds.as_numpy_iterator()),
+        info.class_names,
+        f"{num_images} images of {spec} ({splits})",
+    )
