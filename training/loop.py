@@ -44,13 +44,9 @@ _WIDTH_MODELS = re.compile(r"(g_)?ghostnet_\d{3}")
 # Model
 
 
-def build_model(config, num_classes):
-    """The registry model `config.model` for `num_classes` classes at `config.image_size`.
-
-    `config.width` switches `ghostnet_*` / `g_ghostnet_*` to `GhostNet` / `GGhostNet` at that
-    width; `config.model_kwargs` go to the builder; `config.dropout_rate` (unless None)
-    replaces the model's dropout before the classifier.
-    """
+def model_builder(config, num_classes):
+    """`(builder, kwargs)` for `config`; raises `ValueError` for an unknown model, a `width`
+    the model does not take, or a builder argument it does not have."""
     builder = registry.get_builder(config.model)  # ValueError with close matches
     kwargs = {
         "weights": None,
@@ -77,7 +73,28 @@ def build_model(config, num_classes):
                 f"Model {config.model} takes no argument {key!r}; it takes: "
                 f"{', '.join(accepted)}. Received: model_kwargs={config.model_kwargs}"
             )
+    return builder, kwargs
+
+
+def build_model(config, num_classes):
+    """The registry model `config.model` for `num_classes` classes at `config.image_size`.
+
+    `config.width` switches `ghostnet_*` / `g_ghostnet_*` to `GhostNet` / `GGhostNet` at that
+    width; `config.model_kwargs` go to the builder; `config.dropout_rate` (unless None)
+    replaces the model's dropout before the classifier.
+    """
+    builder, kwargs = model_builder(config, num_classes)
     return builder(**kwargs)
+
+
+def _synchronized_moving_statistics(next_creator, **kwargs):
+    """Variable creator: batch-norm moving statistics are averaged over all replicas at each
+    update (`aggregation=MEAN`), so that every replica and worker ends with the same values.
+    Keras 3 creates them without aggregation: each worker would keep its own."""
+    name = kwargs.get("name") or ""
+    if not kwargs.get("trainable", True) and ("moving_mean" in name or "moving_var" in name):
+        kwargs["aggregation"] = tf.VariableAggregation.MEAN
+    return next_creator(**kwargs)
 
 
 def weights_fingerprint(model):
@@ -173,7 +190,47 @@ def compile_model(model, config, steps_per_epoch):
         jit_compile=config.jit_compile,
     )
     model.optimizer.build(model.trainable_variables)
+    _build_compiled_state(model, config)
     return model
+
+
+def _patch_keras_multi_worker_logs():
+    """Keras 3.15 averages the per-step logs of several workers with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on the scalar loss and metrics
+    ("Invalid reduction dimension 0 for input with 0 dimensions"). Under multi-worker
+    strategies, average them over the replicas instead (`axis=None`)."""
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_ghostnet_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._ghostnet_patched = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def _build_compiled_state(model, config):
+    """Builds the loss and metric state from symbolic shapes, once, so that `fit` need not.
+
+    Keras 3.15's `fit` otherwise takes its first batch and all-reduces it across replicas
+    (`strategy.reduce`) to get example shapes, which fails under MultiWorkerMirroredStrategy
+    ("Attempt to convert a value (PerReplica...)"); with the state built, that step is skipped.
+    """
+    if not hasattr(model, "_symbolic_build") or not hasattr(model, "_maybe_symbolic_build"):
+        return
+    size = config.image_size
+    x = keras.KerasTensor((None, size, size, 3), "float32")
+    y = keras.KerasTensor(model.outputs[0].shape, "float32")
+    model._symbolic_build(data_batch=(x, y))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +374,7 @@ def train(config, strategy=None, printer=print):
     Raises `ValueError` for bad settings or data (before any training step where possible).
     """
     started = time.time()
+    model_builder(config, num_classes=1000)  # an unknown model fails before anything starts
     strategy_name = strategy_lib.resolve_strategy_name(config.strategy, config.tpu)
     if strategy is None:
         strategy = strategy_lib.make_strategy(config.strategy, config.tpu, config.cpu_replicas)
@@ -339,10 +397,13 @@ def train(config, strategy=None, printer=print):
     info = data.dataset_info(config.dataset, config.data_dir)
     steps_per_epoch, total_steps = plan_steps(config, info.num_train_examples)
     multi_worker = _num_workers(strategy) > 1
+    if multi_worker:
+        _patch_keras_multi_worker_logs()
     train_ds, eval_ds, eval_steps = _datasets(config, strategy, info, multi_worker)
 
-    with strategy.scope():
+    with strategy.scope(), tf.variable_creator_scope(_synchronized_moving_statistics):
         model = build_model(config, info.num_classes)
+    with strategy.scope():
         compile_model(model, config, steps_per_epoch)
 
     previous_elapsed = 0.0
@@ -494,9 +555,12 @@ def evaluate(config, strategy=None, printer=print):
     info = data.dataset_info(config.dataset, config.data_dir)
     steps_per_epoch, _ = plan_steps(config, info.num_train_examples)
     multi_worker = _num_workers(strategy) > 1
+    if multi_worker:
+        _patch_keras_multi_worker_logs()
     _, eval_ds, eval_steps = _datasets(config, strategy, info, multi_worker)
-    with strategy.scope():
+    with strategy.scope(), tf.variable_creator_scope(_synchronized_moving_statistics):
         model = build_model(config, info.num_classes)
+    with strategy.scope():
         compile_model(model, config, steps_per_epoch)
     state = callbacks_lib.ResumableCheckpoint(checkpoint_dir).restore(model)
     if state is not None:

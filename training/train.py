@@ -15,6 +15,7 @@ given (on the command line or in a `--flagfile`), the `--recipe`, and the defaul
 Run it again with the same command after an interruption: it resumes from the last checkpoint.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -165,6 +166,8 @@ def main(argv):
 
         loop.run(config, printer=lambda line: print(line, flush=True))
     except (ValueError, OSError) as error:
+        if os.environ.get("GHOSTNET_TRAIN_TRACEBACK"):
+            raise
         _error(" ".join(str(error).split()) or repr(error))
     except Exception as error:  # TensorFlow runtime errors: one line too, no traceback
         tf = sys.modules.get("tensorflow")
