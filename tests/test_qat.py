@@ -1,0 +1,142 @@
+"""Quantization-aware training (tflite.qat): the tf_keras rebuild, int8 accuracy against
+post-training quantization on real CIFAR-10 images, and the isolation of tf_keras/tfmot."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tflite import qat
+
+pytest.importorskip("tensorflow_model_optimization")
+pytest.importorskip("tf_keras")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tflite_predict(flatbuffer, images):
+    from tflite.evaluate import TFLiteClassifier
+
+    return TFLiteClassifier(flatbuffer).predict(images)
+
+
+def _check_isolated():
+    """The caller's process still runs Keras 3, without tf_keras or tfmot."""
+    assert "TF_USE_LEGACY_KERAS" not in os.environ
+    assert keras.__version__.startswith("3.")
+    assert "tensorflow_model_optimization" not in sys.modules
+    assert "tf_keras" not in sys.modules
+
+
+def test_translation_matches_keras(trained_cifar_ghostnet, cifar10_arrays):
+    # The tf_keras graph QAT starts from (normalisation as a 1x1 depthwise conv, the SE
+    # gate's x / 6 + 1 / 2 folded into its conv) computes what the Keras 3 model does.
+    model, path, _ = trained_cifar_ghostnet
+    images = cifar10_arrays[2][::5]  # 100 real test images
+    lines = []
+    rebuilt = qat.translate_predictions(path, images, progress=lines.append)
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(rebuilt, expected, atol=1e-5, rtol=0)
+    _check_isolated()
+
+
+def test_import_never_loads_tf_keras():
+    code = (
+        "import sys, ghostnet_keras, tflite.convert, tflite.qat, tflite.evaluate\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow_model_optimization', 'tf_keras')]\n"
+        "import os; assert 'TF_USE_LEGACY_KERAS' not in os.environ\n"
+        "print(bad)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_untranslatable_layer_is_named():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.LayerNormalization(name="my_layer_norm")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    images = np.zeros((4, 32, 32, 3), "float32")
+    with pytest.raises(ValueError, match="'my_layer_norm' of type LayerNormalization"):
+        qat.qat_int8(model, (images, np.zeros(4, "int32")), progress=None)
+
+    x = keras.layers.Conv2D(4, 3, activation="gelu", name="gelu_conv")(inputs)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    with pytest.raises(ValueError, match="'gelu_conv'.*activation='gelu'"):
+        qat.qat_int8(model, (images, np.zeros(4, "int32")), progress=None)
+
+
+def test_bad_arguments():
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    data = (np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int32"))
+    with pytest.raises(ValueError, match="Received: io='int4'"):
+        qat.qat_int8(model, data, io="int4")
+    with pytest.raises(ValueError, match="Received: epochs=-1"):
+        qat.qat_int8(model, data, epochs=-1)
+    with pytest.raises(ValueError, match="Received: model_or_path='missing.keras'"):
+        qat.qat_int8("missing.keras", data)
+    with pytest.raises(ValueError, match="as many labels as images"):
+        qat.qat_int8(model, (data[0], np.zeros(3, "int32")))
+
+
+def test_worker_error_comes_back_as_one_message(tmp_path):
+    # A data problem found in the subprocess: one ValueError here, no worker traceback.
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match="QAT failed: .*") as info:
+        qat.qat_int8(model, f"folder:{empty}", progress=None)
+    assert "Traceback" not in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+    _check_isolated()
+
+
+@pytest.mark.slow
+def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
+    """QAT's int8 ``.tflite`` on 500 held-out real images is at least as accurate as PTQ's
+    (minus 2 points: 10 of 500 images, about the sampling noise of 500 images around 40%
+    accuracy between two int8 models of the same float network), and matches the QAT
+    (fake-quant tf_keras) model it was converted from on >= 95% of the top-1 classes."""
+    from tflite import convert
+
+    model, path, float_accuracy = trained_cifar_ghostnet
+    x_train, y_train, x_test, y_test = cifar10_arrays
+    ptq = convert.convert_model(
+        model, quantize="int8", io="float", representative_images=x_train[::10]
+    )
+    ptq_accuracy = np.mean(_tflite_predict(ptq, x_test).argmax(1) == y_test)
+
+    lines = []
+    flatbuffer, qat_scores = qat.qat_int8(
+        path,
+        (x_train, y_train),
+        epochs=1,
+        batch_size=32,
+        io="float",
+        predict_images=x_test,
+        progress=lines.append,
+    )
+    _check_isolated()
+    assert any(line.startswith("QAT epoch 1/1") for line in lines), lines
+    tflite_scores = _tflite_predict(flatbuffer, x_test)
+    qat_accuracy = np.mean(tflite_scores.argmax(1) == y_test)
+    agreement = np.mean(tflite_scores.argmax(1) == qat_scores.argmax(1))
+    print(
+        f"float {float_accuracy:.3f}, PTQ int8 {ptq_accuracy:.3f}, QAT int8 {qat_accuracy:.3f}, "
+        f"QAT tflite vs fake-quant agreement {agreement:.3f}"
+    )
+    assert qat_accuracy >= ptq_accuracy - 0.02
+    assert agreement >= 0.95
+    # Full-integer: every op takes and makes int8 tensors (float only at the io ends).
+    assert "DEQUANTIZE" not in convert.list_ops(flatbuffer)[1:-1]

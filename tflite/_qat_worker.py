@@ -1,0 +1,389 @@
+"""The QAT subprocess of :mod:`tflite.qat`: run as ``python -m tflite._qat_worker JOB_DIR``
+with ``TF_USE_LEGACY_KERAS=1``. Never import this module in a Keras 3 process.
+
+It reads ``graph.json``/``weights.npz`` (written by :func:`tflite.qat.export_graph`) and
+``job.json``, rebuilds the graph on tf_keras, and either predicts with it (``"translate"``)
+or runs quantization-aware training and the int8 conversion (``"qat"``). Progress goes to
+stdout; an error is written to ``error.json`` and the exit code is 2.
+"""
+
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+import traceback
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+L = tf_keras.layers
+
+
+_START = time.monotonic()
+
+
+def log(message):
+    print(f"{message} [{time.monotonic() - _START:.0f} s]", flush=True)
+
+
+class ChannelSlice(L.Layer):
+    """tf_keras twin of ``ghostnet_keras.blocks.ChannelSlice``."""
+
+    def __init__(self, start, stop, **kwargs):
+        super().__init__(**kwargs)
+        self.start = int(start)
+        self.stop = int(stop)
+
+    def call(self, inputs):
+        return inputs[..., self.start : self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([*input_shape[:-1], self.stop - self.start])
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+# ---------------------------------------------------------------------------
+# The graph: exact rewrites for quantization, then the tf_keras model.
+# ---------------------------------------------------------------------------
+
+
+def _consumers(graph):
+    consumers = {}
+    for layer in graph["layers"]:
+        for _, tensors in layer["nodes"]:
+            for source, _, _ in tensors:
+                consumers.setdefault(source, []).append(layer["name"])
+    return consumers
+
+
+def _rename_input(graph, old, new):
+    for layer in graph["layers"]:
+        for _, tensors in layer["nodes"]:
+            for t in tensors:
+                if t[0] == old:
+                    t[0] = new
+    if graph["output"][0] == old:
+        graph["output"][0] = new
+
+
+def fold_for_quantization(graph, weights):
+    """Exact rewrites that give every quantized tensor one TFLite op:
+
+    - a ``Normalization`` of a 4D channels-last tensor becomes a 1x1 ``DepthwiseConv2D``
+      with kernel ``1 / std`` and bias ``-mean / std`` (one op, int8 per-channel weights);
+    - a ``Rescaling`` whose input is a linear ``Conv2D``/``DepthwiseConv2D``/``Dense`` used
+      only by it (the SE gate's ``x / 6 + 0.5``) is folded into that layer's kernel and bias.
+    """
+    by_name = {layer["name"]: layer for layer in graph["layers"]}
+    consumers = _consumers(graph)
+    for layer in list(graph["layers"]):
+        args = layer["args"]
+        if layer["type"] == "Normalization" and args["axis"] in ([-1], -1, [3], 3):
+            mean = np.asarray(args["mean"], "float64")
+            std = np.maximum(np.sqrt(np.asarray(args["variance"], "float64")), 1e-7)
+            weights[f"{layer['name']}/0"] = (1.0 / std).reshape(1, 1, -1, 1).astype("float32")
+            weights[f"{layer['name']}/1"] = (-mean / std).astype("float32")
+            layer["type"] = "DepthwiseConv2D"
+            layer["args"] = {
+                "kernel_size": [1, 1],
+                "strides": [1, 1],
+                "padding": "valid",
+                "depth_multiplier": 1,
+                "dilation_rate": [1, 1],
+                "activation": "linear",
+                "use_bias": True,
+            }
+        elif layer["type"] == "Rescaling" and len(layer["nodes"]) == 1:
+            source = by_name[layer["nodes"][0][1][0][0]]
+            if (
+                source["type"] not in ("Conv2D", "DepthwiseConv2D", "Dense")
+                or source["args"]["activation"] != "linear"
+                or len(source["nodes"]) != 1
+                or consumers.get(source["name"]) != [layer["name"]]
+            ):
+                continue
+            kernel = weights[f"{source['name']}/0"]
+            if source["args"]["use_bias"]:
+                bias = weights[f"{source['name']}/1"]
+            elif source["type"] == "DepthwiseConv2D":
+                bias = np.zeros(kernel.shape[-2] * kernel.shape[-1], "float32")
+            else:
+                bias = np.zeros(kernel.shape[-1], "float32")
+            scale, offset = args["scale"], args["offset"]
+            weights[f"{source['name']}/0"] = (kernel * scale).astype("float32")
+            weights[f"{source['name']}/1"] = (bias * scale + offset).astype("float32")
+            source["args"]["use_bias"] = True
+            graph["layers"].remove(layer)
+            _rename_input(graph, layer["name"], source["name"])
+    return graph, weights
+
+
+def _make_layer(kind, name, args):
+    args = dict(args)
+    if kind == "ChannelSlice":
+        return ChannelSlice(name=name, **args)
+    if kind == "Normalization":
+        return L.Normalization(
+            axis=args["axis"], mean=args["mean"], variance=args["variance"], name=name
+        )
+    if kind == "Rescaling":
+        return L.Rescaling(args["scale"], offset=args["offset"], name=name)
+    if kind == "ZeroPadding2D":
+        return L.ZeroPadding2D(tuple(tuple(p) for p in args["padding"]), name=name)
+    cls = getattr(L, kind, None)
+    if cls is None:
+        raise ValueError(f"tf_keras has no layer {kind} (layer {name!r}). Received: type={kind}")
+    return cls(name=name, **args)
+
+
+def build_model(graph, weights):
+    """The tf_keras Functional model of ``graph`` with ``weights`` set."""
+    tensors = {}
+    made = []
+    for layer in graph["layers"]:
+        name, kind = layer["name"], layer["type"]
+        if kind == "InputLayer":
+            args = layer["args"]
+            tensors[(name, 0, 0)] = tf_keras.Input(
+                shape=args["shape"], dtype=args["dtype"], name=name
+            )
+            continue
+        instance = _make_layer(kind, name, layer["args"])
+        for node_index, (is_list, inbound) in enumerate(layer["nodes"]):
+            inputs = [tensors[tuple(t)] for t in inbound]
+            out = instance(inputs if is_list else inputs[0])
+            tensors[(name, node_index, 0)] = out
+        made.append(instance)
+    model = tf_keras.Model(
+        tensors[tuple(graph["input"])], tensors[tuple(graph["output"])], name=graph["name"]
+    )
+    for instance in made:
+        count = len(instance.get_weights())
+        if count:
+            instance.set_weights([weights[f"{instance.name}/{i}"] for i in range(count)])
+    return model
+
+
+# ---------------------------------------------------------------------------
+# Quantization.
+# ---------------------------------------------------------------------------
+
+
+class _RangeDecay:
+    """Makes the EMA decay of tfmot's moving-average activation ranges a variable.
+
+    tfmot starts every activation range at [-6, 6] and moves it by 0.1% a step
+    (decay 0.999): a short fine-tuning would keep ranges far from the real ones (the
+    SE gate's is [0, 1]). :func:`calibrate` first sets them to the mean of the per-batch
+    min/max over real batches (decay ``k / (k + 1)`` at batch ``k``), then restores 0.999.
+    """
+
+    def __init__(self):
+        from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+
+        self.decay = tf.Variable(0.999, trainable=False, dtype=tf.float32)
+        original = quant_ops.MovingAvgQuantize
+
+        def moving_average_quantize(*args, **kwargs):
+            kwargs["ema_decay"] = self.decay
+            return original(*args, **kwargs)
+
+        quant_ops.MovingAvgQuantize = moving_average_quantize
+
+
+def calibrate(qat_model, data, batches, range_decay):
+    """Sets every activation range from ``batches`` real batches (see :class:`_RangeDecay`)."""
+
+    @tf.function
+    def step(x):
+        qat_model(x, training=True)
+
+    count = 0
+    for count, (x, _) in enumerate(data.take(batches)):
+        range_decay.decay.assign(count / (count + 1))
+        step(x)
+    range_decay.decay.assign(0.999)
+    log(f"QAT: activation ranges calibrated on {count + 1} batches")
+
+
+def quantize(model):
+    """The QAT model: tfmot's default 8-bit scheme plus explicit configs for the layers
+    it rejects (as Model Garden's quantized SE layer: quantize outputs, no weights)."""
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs,
+    )
+
+    q = tfmot.quantization.keras
+    output_config = configs.Default8BitOutputQuantizeConfig
+    noop_config = configs.NoOpQuantizeConfig
+
+    def annotate(layer):
+        config = layer.get_config()
+        new = layer.__class__.from_config(config)
+        if isinstance(layer, (L.Multiply, L.Rescaling, L.Normalization)):
+            return q.quantize_annotate_layer(new, output_config())
+        if isinstance(layer, ChannelSlice):
+            return q.quantize_annotate_layer(new, noop_config())
+        if isinstance(layer, L.ReLU) and layer.max_value is not None and layer.max_value != 6:
+            return q.quantize_annotate_layer(new, output_config())
+        if isinstance(layer, L.InputLayer):
+            return new
+        return q.quantize_annotate_layer(new)
+
+    annotated = tf_keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    scope = {
+        "ChannelSlice": ChannelSlice,
+        "Default8BitOutputQuantizeConfig": output_config,
+        "NoOpQuantizeConfig": noop_config,
+    }
+    with q.quantize_scope(scope):
+        return q.quantize_apply(annotated)
+
+
+def convert(model, io, images):
+    """Full-integer int8 TFLite of the QAT ``model``: batch 1, builtin int8 ops only.
+
+    The ranges come from the fake-quant layers; ``images`` (a few real training images)
+    are the representative data the converter asks for, and set the range of any tensor
+    the fake quantization left without one."""
+    shape = [1, *model.input_shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def serve(x):
+        return model(x, training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], model
+    )
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in images)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io != "float":
+        converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
+        converter.inference_output_type = tf.uint8 if io == "uint8" else tf.int8
+    return converter.convert()
+
+
+# ---------------------------------------------------------------------------
+# Data.
+# ---------------------------------------------------------------------------
+
+
+def train_dataset(job, image_size):
+    """``(dataset, batches per pass)`` of ``(float32 0-255 images, int labels)`` batches."""
+    batch = job["batch_size"]
+    if "train_arrays" in job:
+        arrays = np.load(job["train_arrays"])
+        x, y = arrays["x"].astype("float32"), arrays["y"]
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0)
+        return data.batch(batch), math.ceil(len(x) / batch)
+    from training import data as training_data
+
+    if image_size[0] != image_size[1]:
+        raise ValueError(f"QAT data needs a square image size. Received: image_size={image_size}")
+    spec, data_dir = job["train_spec"], job.get("data_dir")
+    info = training_data.dataset_info(spec, data_dir=data_dir)
+    data = training_data.make_dataset(
+        spec,
+        "train",
+        training=True,
+        batch_size=batch,
+        image_size=image_size[0],
+        data_dir=data_dir,
+        seed=0,
+        one_hot=False,
+        repeat=False,
+    )
+    log(f"QAT: {info.num_train_examples:,} training images of {info.num_classes} classes")
+    return data, max(1, info.num_train_examples // batch)
+
+
+def fine_tune(qat_model, job, data, batches):
+    output_layer = qat_model.layers[-1]
+    probabilities = "softmax" in json.dumps(output_layer.get_config())
+    qat_model.compile(
+        optimizer=tf_keras.optimizers.Adam(job["learning_rate"]),
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
+        metrics=["accuracy"],
+    )
+    steps = job["steps_per_epoch"] or batches
+    epochs = job["epochs"]
+
+    class Progress(tf_keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            log(
+                f"QAT epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f}, "
+                f"accuracy {logs.get('accuracy', float('nan')):.4f}"
+            )
+
+    if epochs:
+        log(f"QAT: fine-tuning for {epochs} epoch(s) of {steps or 'all'} batches")
+        qat_model.fit(
+            data.repeat() if steps else data,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            verbose=0,
+            callbacks=[Progress()],
+        )
+
+
+def run(job_dir):
+    job_dir = pathlib.Path(job_dir)
+    job = json.loads((job_dir / "job.json").read_text())
+    graph = json.loads((job_dir / "graph.json").read_text())
+    weights = dict(np.load(job_dir / "weights.npz"))
+    graph, weights = fold_for_quantization(graph, weights)
+    model = build_model(graph, weights)
+    log(f"QAT: rebuilt {model.name} on tf_keras ({model.count_params():,} parameters)")
+    if job["mode"] == "translate":
+        images = np.load(job["predict"])["x"].astype("float32")
+        np.save(job["predictions_out"], model.predict(images, verbose=0))
+        return
+    tf_keras.utils.set_random_seed(0)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.trainable = False  # keep the trained statistics: fine-tuning on few batches
+    range_decay = _RangeDecay()
+    qat_model = quantize(model)
+    size = job.get("image_size") or list(model.input_shape[1:3])
+    size = [size, size] if isinstance(size, int) else list(size)
+    data, batches = train_dataset(job, size)
+    calibrate(qat_model, data, job.get("calibration_batches", 8), range_decay)
+    fine_tune(qat_model, job, data, batches)
+    if "predict" in job:
+        images = np.load(job["predict"])["x"].astype("float32")
+        np.save(job["predictions_out"], qat_model.predict(images, verbose=0))
+    log("QAT: converting to a full-integer int8 TFLite model")
+    images = np.concatenate([np.asarray(x) for x, _ in data.take(4)])[:64].astype("float32")
+    tflite = convert(qat_model, job["io"], images)
+    pathlib.Path(job["tflite_out"]).write_bytes(tflite)
+
+
+def main(argv):
+    job_dir = argv[1]
+    try:
+        run(job_dir)
+    except Exception as error:  # noqa: BLE001 - reported to the parent as one message
+        kind = "ValueError" if isinstance(error, ValueError) else "RuntimeError"
+        message = str(error).strip().splitlines()
+        message = message[-1] if message else type(error).__name__
+        (pathlib.Path(job_dir) / "error.json").write_text(
+            json.dumps({"type": kind, "message": f"QAT failed: {message}"})
+        )
+        traceback.print_exc()
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

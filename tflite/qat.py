@@ -1,0 +1,414 @@
+"""Quantization-aware training (QAT) to a full-integer int8 ``.tflite``, kept out of this process.
+
+tensorflow-model-optimization (tfmot) only quantizes ``tf_keras`` Functional models, and
+importing it switches the whole process to legacy Keras (``TF_USE_LEGACY_KERAS=1``). So
+:func:`qat_int8` never imports it here: it writes the Keras 3 model's graph (every layer's
+type, arguments and inbound tensors, in topological order) and weights to a temporary
+folder and runs :mod:`tflite._qat_worker` in a subprocess, which rebuilds the same
+graph on ``tf_keras``, wraps it for QAT with explicit quantize configs for what the default
+8-bit scheme does not cover (the squeeze-excite gate and multiply, ``ChannelSlice``, the
+input normalisation), fine-tunes it and converts it. The caller's Keras is untouched.
+
+Example:
+
+```python
+from tflite import qat
+
+data = qat.qat_int8("ghostnet.keras", "folder:/data/train", epochs=2, output="ghostnet_qat.tflite")
+```
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+IO_CHOICES = ("float", "uint8", "int8")
+ERROR_FILE = "error.json"
+# The layers the worker can rebuild on tf_keras (see `_layer_spec`).
+SUPPORTED_LAYERS = (
+    "InputLayer",
+    "Conv2D",
+    "DepthwiseConv2D",
+    "BatchNormalization",
+    "ReLU",
+    "ZeroPadding2D",
+    "Concatenate",
+    "ChannelSlice",
+    "Rescaling",
+    "Multiply",
+    "Add",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "Dense",
+    "Dropout",
+    "Normalization",
+    "Activation",
+    "Flatten",
+    "Reshape",
+)
+# Activations that mean the same in Keras 3 and tf_keras.
+ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "swish", "silu")
+# Worker stderr lines that are TensorFlow start-up noise, not errors.
+_STDERR_NOISE = ("cuda", "oneDNN", "cpu_feature_guard", "rebuild TensorFlow", "E0000", "W0000")
+
+
+def _activation_name(layer, activation):
+    import keras
+
+    name = keras.activations.serialize(activation)
+    if isinstance(name, dict):
+        name = name.get("config", name.get("class_name"))
+    if name not in ACTIVATIONS:
+        raise ValueError(
+            f"QAT cannot rebuild layer {layer.name!r} ({type(layer).__name__}) on tf_keras: "
+            f"its activation must be one of {ACTIVATIONS}. Received: activation={name!r}"
+        )
+    return name
+
+
+def _pair(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value, value]
+
+
+def _layer_spec(layer):
+    """The tf_keras constructor arguments of ``layer`` (a Keras 3 layer), by layer type."""
+    kind = type(layer).__name__
+    c = layer.get_config()
+    if kind == "InputLayer":
+        return {"shape": list(c["batch_shape"][1:]), "dtype": c.get("dtype", "float32")}
+    if kind == "Conv2D":
+        return {
+            "filters": c["filters"],
+            "kernel_size": _pair(c["kernel_size"]),
+            "strides": _pair(c["strides"]),
+            "padding": c["padding"],
+            "dilation_rate": _pair(c["dilation_rate"]),
+            "groups": c.get("groups", 1),
+            "activation": _activation_name(layer, layer.activation),
+            "use_bias": c["use_bias"],
+        }
+    if kind == "DepthwiseConv2D":
+        return {
+            "kernel_size": _pair(c["kernel_size"]),
+            "strides": _pair(c["strides"]),
+            "padding": c["padding"],
+            "depth_multiplier": c["depth_multiplier"],
+            "dilation_rate": _pair(c["dilation_rate"]),
+            "activation": _activation_name(layer, layer.activation),
+            "use_bias": c["use_bias"],
+        }
+    if kind == "BatchNormalization":
+        return {
+            "axis": c["axis"],
+            "momentum": c["momentum"],
+            "epsilon": c["epsilon"],
+            "center": c["center"],
+            "scale": c["scale"],
+        }
+    if kind == "ReLU":
+        return {
+            "max_value": c["max_value"],
+            "negative_slope": c["negative_slope"],
+            "threshold": c["threshold"],
+        }
+    if kind == "ZeroPadding2D":
+        return {"padding": [list(p) for p in c["padding"]]}
+    if kind == "Concatenate":
+        return {"axis": c["axis"]}
+    if kind == "ChannelSlice":
+        return {"start": layer.start, "stop": layer.stop}
+    if kind == "Rescaling":
+        return {"scale": float(c["scale"]), "offset": float(c["offset"])}
+    if kind in ("Multiply", "Add", "Flatten"):
+        return {}
+    if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        return {"keepdims": c["keepdims"]}
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        return {
+            "pool_size": _pair(c["pool_size"]),
+            "strides": _pair(c["strides"]),
+            "padding": c["padding"],
+        }
+    if kind == "Dense":
+        return {
+            "units": c["units"],
+            "activation": _activation_name(layer, layer.activation),
+            "use_bias": c["use_bias"],
+        }
+    if kind == "Dropout":
+        return {"rate": c["rate"]}
+    if kind == "Activation":
+        return {"activation": _activation_name(layer, layer.activation)}
+    if kind == "Reshape":
+        return {"target_shape": list(c["target_shape"])}
+    if kind == "Normalization":
+        if c.get("invert"):
+            raise ValueError(
+                f"QAT cannot rebuild layer {layer.name!r}: an inverting Normalization. "
+                "Received: invert=True"
+            )
+        mean = np.asarray(layer.mean, "float64").reshape(-1)
+        variance = np.asarray(layer.variance, "float64").reshape(-1)
+        return {"axis": c["axis"], "mean": mean.tolist(), "variance": variance.tolist()}
+    raise ValueError(
+        f"QAT cannot rebuild layer {layer.name!r} of type {kind} on tf_keras; the layers it "
+        f"can rebuild are {', '.join(SUPPORTED_LAYERS)}. Received: layer={layer.name}"
+    )
+
+
+def _inbound(node):
+    """``(is_list, [[layer, node, tensor], ...])`` of one serialized inbound node."""
+    args = node["args"]
+    if any(isinstance(v, dict) for v in node.get("kwargs", {}).values()):
+        raise ValueError(
+            f"tensor keyword inputs are not supported. Received: kwargs={node['kwargs']}"
+        )
+    first = args[0] if len(args) == 1 else args
+    is_list = isinstance(first, list)
+    tensors = first if is_list else [first]
+    return is_list, [t["config"]["keras_history"] for t in tensors]
+
+
+def export_graph(model, directory):
+    """Writes ``model``'s graph (``graph.json``) and weights (``weights.npz``) to ``directory``
+    in the form :mod:`tflite._qat_worker` rebuilds on tf_keras; raises ``ValueError`` naming
+    the first layer it cannot rebuild."""
+    import keras
+
+    if not isinstance(model, keras.Model) or type(model).__name__ not in ("Functional", "Model"):
+        if not hasattr(model, "get_config") or "layers" not in model.get_config():
+            raise ValueError(
+                f"QAT needs a Keras Functional model. Received: model=<{type(model).__name__}>"
+            )
+    config = model.get_config()
+    ends = {}
+    for key in ("input_layers", "output_layers"):
+        value = config[key]
+        ends[key] = [value] if value and isinstance(value[0], str) else value
+    if len(ends["input_layers"]) != 1 or len(ends["output_layers"]) != 1:
+        raise ValueError(
+            "QAT needs a model with one input and one output. "
+            f"Received: inputs={len(ends['input_layers'])}, "
+            f"outputs={len(ends['output_layers'])}"
+        )
+    layers, weights = [], {}
+    for entry in config["layers"]:
+        layer = model.get_layer(entry["name"])
+        if isinstance(layer, keras.Model):
+            raise ValueError(
+                f"QAT cannot rebuild the nested model {layer.name!r}: build the model as one "
+                f"flat Functional graph. Received: layer={layer.name}"
+            )
+        spec = _layer_spec(layer)
+        nodes = [_inbound(node) for node in entry["inbound_nodes"]]
+        layers.append(
+            {"name": layer.name, "type": type(layer).__name__, "args": spec, "nodes": nodes}
+        )
+        for i, value in enumerate(layer.get_weights()):
+            weights[f"{layer.name}/{i}"] = value
+    directory = pathlib.Path(directory)
+    graph = {
+        "name": model.name,
+        "layers": layers,
+        "input": ends["input_layers"][0],
+        "output": ends["output_layers"][0],
+    }
+    (directory / "graph.json").write_text(json.dumps(graph))
+    np.savez(directory / "weights.npz", **weights)
+
+
+def _is_noise(line):
+    return any(word in line for word in _STDERR_NOISE)
+
+
+def _run_worker(job_dir, job, progress):
+    """Runs the worker on ``job`` (a dict written to ``job_dir/job.json``), streaming its
+    stdout to ``progress``; raises the worker's error as ``ValueError``/``RuntimeError``."""
+    job_dir = pathlib.Path(job_dir)
+    (job_dir / "job.json").write_text(json.dumps(job))
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["TF_USE_LEGACY_KERAS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    stderr_path = job_dir / "stderr.txt"
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tflite._qat_worker", str(job_dir)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=root,
+            text=True,
+        )
+        for line in process.stdout:
+            line = line.rstrip()
+            if line and progress and not _is_noise(line):
+                progress(line)
+        code = process.wait()
+    if code == 0:
+        return
+    error_file = job_dir / ERROR_FILE
+    if error_file.exists():
+        error = json.loads(error_file.read_text())
+        kind = ValueError if error["type"] == "ValueError" else RuntimeError
+        raise kind(error["message"])
+    lines = [
+        line
+        for line in stderr_path.read_text().splitlines()
+        if line.strip() and not _is_noise(line)
+    ]
+    raise RuntimeError(
+        f"The QAT worker failed (exit code {code}): " + (lines[-1] if lines else "no message")
+    )
+
+
+def _load_model(model_or_path):
+    import keras
+
+    import ghostnet_keras  # noqa: F401  (registers ChannelSlice for loading)
+
+    if isinstance(model_or_path, keras.Model):
+        return model_or_path
+    path = pathlib.Path(os.fspath(model_or_path))
+    if path.suffix != ".keras" or not path.is_file():
+        raise ValueError(
+            "`model_or_path` must be a Keras model or an existing `.keras` file. "
+            f"Received: model_or_path={os.fspath(model_or_path)!r}"
+        )
+    return keras.saving.load_model(path)
+
+
+def _save_arrays(directory, name, x, y=None):
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(
+            f"`{name}` images must be a 4D array (count, height, width, channels). "
+            f"Received: {name}.shape={x.shape}"
+        )
+    arrays = {"x": x}
+    if y is not None:
+        y = np.asarray(y)
+        if len(y) != len(x):
+            raise ValueError(
+                f"`{name}` needs as many labels as images. "
+                f"Received: {len(x)} images, {len(y)} labels"
+            )
+        arrays["y"] = y
+    path = pathlib.Path(directory) / f"{name}.npz"
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def translate_predictions(model_or_path, images, *, progress=None):
+    """The predictions on ``images`` of ``model`` rebuilt on tf_keras (in the worker), exactly
+    the graph QAT starts from, before any quantization. For checking the translation."""
+    model = _load_model(model_or_path)
+    with tempfile.TemporaryDirectory(prefix="ghostnet_qat_") as tmp:
+        export_graph(model, tmp)
+        job = {
+            "mode": "translate",
+            "predict": _save_arrays(tmp, "predict", images),
+            "predictions_out": os.path.join(tmp, "predictions.npy"),
+        }
+        _run_worker(tmp, job, progress)
+        return np.load(job["predictions_out"])
+
+
+def qat_int8(
+    model_or_path,
+    train_data,
+    *,
+    epochs=1,
+    steps_per_epoch=None,
+    batch_size=32,
+    learning_rate=1e-4,
+    image_size=None,
+    io="float",
+    data_dir=None,
+    output=None,
+    predict_images=None,
+    progress=print,
+):
+    """Quantization-aware fine-tuning, then conversion to a full-integer int8 ``.tflite``.
+
+    Args:
+        model_or_path: a Keras 3 Functional model (one input, one output) or a `.keras` file,
+            made of the layers in `SUPPORTED_LAYERS` (every C-GhostNet is).
+        train_data: `(images, labels)` numpy arrays (0-255 RGB images as the model takes
+            them, integer labels) or a dataset spec for `training.data.make_dataset`
+            (`"folder:PATH"` or a TFDS name).
+        epochs: fine-tuning epochs (0 converts the quantization-wrapped model after only
+            measuring activation ranges on one pass over the data).
+        steps_per_epoch: batches per epoch (default: the whole data).
+        batch_size: batch size of the fine-tuning.
+        learning_rate: Adam learning rate of the fine-tuning (small: it starts trained).
+        image_size: resize spec images to this size (default: the model's input size).
+        io: `"float"` (float32 input and output), `"uint8"` or `"int8"` (quantized input and
+            output tensors; uint8 takes raw 0-255 RGB when the model normalises in-graph).
+        data_dir: TFDS data directory for a TFDS `train_data`.
+        output: optional path to write the `.tflite` to.
+        predict_images: optional images; the QAT (fake-quant tf_keras) model's predictions on
+            them are returned too, for comparison with the `.tflite`.
+        progress: callable taking one line of progress text, or `None`.
+
+    Returns:
+        The `.tflite` bytes, or `(bytes, predictions)` when `predict_images` is given.
+    """
+    if io not in IO_CHOICES:
+        raise ValueError(f"`io` must be one of {IO_CHOICES}. Received: io={io!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (name == "batch_size"):
+            raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
+    if steps_per_epoch is not None and (
+        not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
+    ):
+        raise ValueError(
+            f"`steps_per_epoch` must be None or a positive integer. "
+            f"Received: steps_per_epoch={steps_per_epoch!r}"
+        )
+    if not learning_rate > 0:
+        raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={learning_rate!r}")
+    model = _load_model(model_or_path)
+    with tempfile.TemporaryDirectory(prefix="ghostnet_qat_") as tmp:
+        export_graph(model, tmp)
+        job = {
+            "mode": "qat",
+            "epochs": epochs,
+            "steps_per_epoch": steps_per_epoch,
+            "batch_size": batch_size,
+            "learning_rate": float(learning_rate),
+            "image_size": image_size,
+            "io": io,
+            "data_dir": None if data_dir is None else os.fspath(data_dir),
+            "tflite_out": os.path.join(tmp, "model.tflite"),
+        }
+        if isinstance(train_data, str):
+            job["train_spec"] = train_data
+        elif isinstance(train_data, (tuple, list)) and len(train_data) == 2:
+            job["train_arrays"] = _save_arrays(tmp, "train", *train_data)
+        else:
+            raise ValueError(
+                "`train_data` must be a dataset spec string or an (images, labels) pair of "
+                f"arrays. Received: train_data=<{type(train_data).__name__}>"
+            )
+        if predict_images is not None:
+            job["predict"] = _save_arrays(tmp, "predict", predict_images)
+            job["predictions_out"] = os.path.join(tmp, "predictions.npy")
+        _run_worker(tmp, job, progress)
+        data = pathlib.Path(job["tflite_out"]).read_bytes()
+        if output:
+            pathlib.Path(output).write_bytes(data)
+            if progress:
+                progress(f"Wrote {output} ({len(data):,} bytes)")
+        if predict_images is not None:
+            return data, np.load(job["predictions_out"])
+        return data
