@@ -147,6 +147,7 @@ def main(argv=None):
             row = benchmark._row(name, quantize, flatbuffer, model)
             row["label"] = label
             row.pop("flatbuffer")
+            row.pop("flatbuffer_for_profile")
             flatbuffers[len(rows)] = flatbuffer
             rows.append(row)
     print(f"Timing {len(rows)} models, {args.runs} interleaved rounds...", flush=True)

@@ -117,6 +117,24 @@ def test_op_census_of_a_known_model():
         benchmark.op_census(b"not a flatbuffer at all")
 
 
+def test_profile_segments_cut_a_residual_model_at_its_adds():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 4))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.Add()([x, keras.layers.Conv2D(4, 1)(x)])
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    flatbuffer = convert_model(keras.Model(inputs, x))
+    parts = benchmark.truncated_models(flatbuffer)
+    assert [dict(segment) for _, segment, _ in parts] == [
+        {"CONV_2D": 2, "ADD": 1},
+        {"DEPTHWISE_CONV_2D": 1},
+    ]
+    first = _run_tflite(parts[0][2], np.ones((1, 16, 16, 4), "float32"))
+    assert first.shape == (1, 16, 16, 4)
+    rows = benchmark.profile_segments(flatbuffer, runs=3)
+    assert len(rows) == 2 and rows[-1]["cumulative_ms"] > 0
+
+
 def test_float_softmax_delegates_the_int8_softmax():
     keras.utils.set_random_seed(0)
     model = _tiny_model()

@@ -159,6 +159,71 @@ def delegation(flatbuffer, num_threads=1, interpreter=None):
     }
 
 
+def truncated_models(flatbuffer, cut_ops=("ADD",)):
+    """Prefixes of a single-subgraph `.tflite` model, cut after every op named in ``cut_ops``.
+
+    Returns a list of ``(op_index, ops_in_segment, flatbuffer)``: the model keeps its
+    operators ``0..op_index`` (they are stored in execution order) and outputs the first
+    output of the last one; the last entry is the whole model. Timing the prefixes side by
+    side gives the cost of each segment (for a residual network, cut at ADD: one block per
+    segment) while XNNPACK still fuses and plans each prefix as it would the whole graph.
+    """
+    check_tflite(bytes(flatbuffer[:8]))
+    schema, flatbuffer_utils, names = _schema()
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    if len(model.subgraphs) != 1:
+        raise ValueError(
+            "Only single-subgraph models can be cut into segments. "
+            f"Received: {len(model.subgraphs)} subgraphs"
+        )
+    ops = [
+        names.get(
+            flatbuffer_utils.get_builtin_code_from_operator_code(
+                model.operatorCodes[op.opcodeIndex]
+            ),
+            "CUSTOM",
+        )
+        for op in model.subgraphs[0].operators
+    ]
+    cuts = [i for i, name in enumerate(ops[:-1]) if name in cut_ops] + [len(ops) - 1]
+    result, start = [], 0
+    for cut in cuts:
+        prefix = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+        graph = prefix.subgraphs[0]
+        graph.operators = graph.operators[: cut + 1]
+        graph.outputs = [graph.operators[-1].outputs[0]]
+        segment = collections.Counter(ops[start : cut + 1])
+        result.append((cut, segment, bytes(flatbuffer_utils.convert_object_to_bytearray(prefix))))
+        start = cut + 1
+    return result
+
+
+def profile_segments(flatbuffer, *, runs=100, num_threads=1, cut_ops=("ADD",)):
+    """Per-segment latency (ms, 10th percentile of interleaved runs) of a `.tflite` model.
+
+    Returns a list of dicts ``end_op``, ``ops`` (a Counter of the segment's ops),
+    ``cumulative_ms`` and ``segment_ms`` (difference of consecutive prefixes; noisy at the
+    0.01 ms level, and a segment whose output is a PAD also pays the unfused PAD).
+    """
+    parts = truncated_models(flatbuffer, cut_ops)
+    times = measure_latency(
+        {i: blob for i, (_, _, blob) in enumerate(parts)}, runs=runs, num_threads=num_threads
+    )
+    rows, previous = [], 0.0
+    for i, (cut, segment, _) in enumerate(parts):
+        cumulative = float(np.percentile(times[i], 10))
+        rows.append(
+            {
+                "end_op": cut,
+                "ops": segment,
+                "cumulative_ms": cumulative,
+                "segment_ms": cumulative - previous,
+            }
+        )
+        previous = cumulative
+    return rows
+
+
 def _random_input(detail, rng):
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.integer):
@@ -267,6 +332,7 @@ def _row(name, quantize, flatbuffer, model=None, interpreter=None):
         row["params"], row["macs"] = info["params"], info["macs"]
     row["delegation"] = delegation(flatbuffer)
     row["census"] = op_census(flatbuffer)
+    row["flatbuffer_for_profile"] = flatbuffer
     return row
 
 
@@ -429,6 +495,7 @@ def _parse_args(argv):
     add("--nooptimize", dest="optimize", action="store_false", help="convert without rewrites")
     add("--census", action="store_true", help="also print the op census of every model")
     add("--save_dir", default=None, help="write the converted .tflite files to this folder")
+    add("--profile", action="store_true", help="also time each residual block (cut at ADD)")
     add("--output", default=None, help="also write the table (Markdown) to this file")
     return parser.parse_args(argv)
 
@@ -459,6 +526,15 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = format_table(rows)
+    if args.profile:
+        for row in rows:
+            print(f"Segments of {row['model']} ({row['quantize']}), cut after each ADD:")
+            for seg in profile_segments(row["flatbuffer_for_profile"], runs=args.runs):
+                ops = ", ".join(f"{k} {v}" for k, v in seg["ops"].items())
+                print(
+                    f"  ops ..{seg['end_op']:3d}  {seg['cumulative_ms']:7.3f} ms cumulative  "
+                    f"{seg['segment_ms']:+7.3f} ms  {ops}"
+                )
     if args.census:
         for row in rows:
             ops = ", ".join(f"{k} {v}" for k, v in row["census"].most_common())
