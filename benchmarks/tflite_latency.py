@@ -12,7 +12,9 @@ MobileNetV2-1.0 of the same quantization.
 """
 
 import argparse
+import collections
 import datetime
+import json
 import os
 import platform
 import sys
@@ -34,6 +36,12 @@ def _parse_args(argv):
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--output", default=None, help="Markdown results file")
     parser.add_argument("--plot", default=None, help="PNG of top-1 and MACs against latency")
+    parser.add_argument(
+        "--save_dir", default=None, help="keep the converted .tflite files and rows.json here"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the files of --save_dir again, no conversion"
+    )
     return parser.parse_args(argv)
 
 
@@ -42,6 +50,7 @@ def plot(rows, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from tflite.benchmark import PUBLISHED_TOP1
 
@@ -88,10 +97,13 @@ def plot(rows, path):
                         labels[r["model"]],
                         (x, y),
                         fontsize=7,
-                        xytext=(4, 3),
+                        xytext=(4, 3) if quantize != "int8" else (-4, -9),
+                        ha="left" if quantize != "int8" else "right",
                         textcoords="offset points",
                     )
-        ax.set_xlabel("latency (ms, 10th percentile, 1 thread, batch 1, LiteRT XNNPACK, x86)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("latency (ms, log scale; 10th percentile, 1 thread, batch 1, XNNPACK, x86)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
@@ -102,11 +114,23 @@ def plot(rows, path):
 
 def main(argv=None):
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    import numpy as np
 
     from tflite import benchmark
 
     quantizations = [q.strip() for q in args.quantize.split(",") if q.strip()]
+    if args.reuse:
+        if not args.save_dir:
+            raise SystemExit("error: --reuse needs --save_dir. Received: save_dir=None")
+        with open(os.path.join(args.save_dir, "rows.json")) as f:
+            rows = json.load(f)
+        flatbuffers = {}
+        for i, row in enumerate(rows):
+            with open(os.path.join(args.save_dir, f"{i:02d}.tflite"), "rb") as f:
+                flatbuffers[i] = f.read()
+            row["delegation"]["not_delegated"] = collections.Counter(
+                row["delegation"]["not_delegated"]
+            )
+        return _time_and_report(args, argv, rows, flatbuffers)
     calibration = None
     if "int8" in quantizations:
         calibration = benchmark._calibration_images(
@@ -148,8 +172,24 @@ def main(argv=None):
             row["label"] = label
             row.pop("flatbuffer")
             row.pop("flatbuffer_for_profile")
+            row.pop("census")
             flatbuffers[len(rows)] = flatbuffer
             rows.append(row)
+    if args.save_dir:
+        os.makedirs(args.save_dir, exist_ok=True)
+        for i, flatbuffer in flatbuffers.items():
+            with open(os.path.join(args.save_dir, f"{i:02d}.tflite"), "wb") as f:
+                f.write(flatbuffer)
+        with open(os.path.join(args.save_dir, "rows.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+    return _time_and_report(args, argv, rows, flatbuffers)
+
+
+def _time_and_report(args, argv, rows, flatbuffers):
+    import numpy as np
+
+    from tflite import benchmark
+
     print(f"Timing {len(rows)} models, {args.runs} interleaved rounds...", flush=True)
     times = benchmark.measure_latency(
         flatbuffers, runs=args.runs, warmup=args.warmup, progress=print
