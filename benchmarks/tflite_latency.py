@@ -102,7 +102,9 @@ def plot(rows, path):
                         textcoords="offset points",
                     )
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([1, 1.5, 2, 3, 4, 6, 8, 12]))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("latency (ms, log scale; 10th percentile, 1 thread, batch 1, XNNPACK, x86)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -197,6 +199,9 @@ def _time_and_report(args, argv, rows, flatbuffers):
     for i, row in enumerate(rows):
         row["ms"] = float(np.median(times[i]))
         row["p10"] = float(np.percentile(times[i], 10))
+    if args.save_dir:
+        with open(os.path.join(args.save_dir, "timed.json"), "w") as f:
+            json.dump(rows, f, indent=1)
     table_rows = [{**r, "model": r["label"]} for r in rows]
     table = benchmark.format_table(table_rows)
     print(table)
