@@ -1,7 +1,8 @@
 """Training throughput: the input pipeline alone next to the training step of C-GhostNet-1.0
 and keras.applications.MobileNetV3Large, at 224x224, in one run.
 
-Measured, interleaved (one round of each per repeat, median over repeats):
+Measured, interleaved (one round of each per repeat, in an order rotating from repeat to
+repeat; median over repeats):
 
 - pipeline (cached): `training.data.make_dataset` on the Imagenette folder with training
   augmentation (random-resized crop to 224, flip, colour jitter), as `train.py` builds it; this
@@ -127,8 +128,8 @@ def main(argv=None):
 
     def time_step(net, ds=None):
         it = None if ds is None else iter(ds)
-        for _ in range(2 if ds is not None else 0):
-            net.train_on_batch(*next(it))
+        for _ in range(2):  # the same warm-up for both: the first step after a pause is slow
+            net.train_on_batch(x, y) if it is None else net.train_on_batch(*next(it))
         start = time.perf_counter()
         for _ in range(args.steps):
             loss = net.train_on_batch(x, y) if it is None else net.train_on_batch(*next(it))
@@ -151,9 +152,14 @@ def main(argv=None):
         ),
     ]
     rates = {}
+    for name, _ in rounds:
+        rates[name] = []
     for repeat in range(args.repeats):
-        for name, run in rounds:
-            rates.setdefault(name, []).append(run())
+        # The order rotates from repeat to repeat, so that no measurement always runs right
+        # after the same other one (e.g. a pipeline whose threads are still winding down).
+        shift = repeat % len(rounds)
+        for name, run in rounds[shift:] + rounds[:shift]:
+            rates[name].append(run())
         print(
             f"  repeat {repeat + 1}/{args.repeats}: "
             + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()),
