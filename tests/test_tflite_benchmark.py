@@ -87,6 +87,8 @@ def test_export_graph_keeps_a_plain_model_and_rejects_non_functional():
     np.testing.assert_allclose(exported(x), model(x), atol=1e-6)
     with pytest.raises(ValueError, match="Received: model="):
         optimize.export_graph("ghostnet_100")
+    with pytest.raises(ValueError, match="Received: rewrites='stem'"):
+        optimize.export_graph(model, rewrites="stem")
 
 
 def _tiny_model():
@@ -113,6 +115,24 @@ def test_op_census_of_a_known_model():
     assert (d["delegated"], d["total"], d["partitions"]) == (5, 5, 1)
     with pytest.raises(ValueError, match="Not a TFLite model"):
         benchmark.op_census(b"not a flatbuffer at all")
+
+
+def test_profile_segments_cut_a_residual_model_at_its_adds():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 4))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.Add()([x, keras.layers.Conv2D(4, 1)(x)])
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    flatbuffer = convert_model(keras.Model(inputs, x))
+    parts = benchmark.truncated_models(flatbuffer)
+    assert [dict(segment) for _, segment, _ in parts] == [
+        {"CONV_2D": 2, "ADD": 1},
+        {"DEPTHWISE_CONV_2D": 1},
+    ]
+    first = _run_tflite(parts[0][2], np.ones((1, 16, 16, 4), "float32"))
+    assert first.shape == (1, 16, 16, 4)
+    rows = benchmark.profile_segments(flatbuffer, runs=3)
+    assert len(rows) == 2 and rows[-1]["cumulative_ms"] > 0
 
 
 def test_float_softmax_delegates_the_int8_softmax():

@@ -14,9 +14,10 @@ images, then ``tflite.optimize.float_softmax``. ``--nooptimize`` skips the two r
 Timing: one LiteRT ``Interpreter`` per model (``num_threads`` threads, XNNPACK, its default
 delegate), ``--warmup`` invocations each, then ``--runs`` rounds in which every model is
 invoked once in turn (round robin, so that noise from other processes on the machine hits
-every model alike). The table shows the median (and the 10th percentile) in milliseconds
-and the ratio of the median to the first row of the same quantization (the first peer,
-MobileNetV2-1.0, with ``--peers``).
+every model alike). The table shows the median and the 10th percentile in milliseconds and
+their ratios to the first row of the same quantization (the first peer, MobileNetV2-1.0,
+with ``--peers``). On a loaded machine the 10th percentile is the steadier estimate of the
+uncontended latency: preemption inflates the median of the longer-running models more.
 
 Delegation: the interpreter lists the model's nodes and, after them, one ``DELEGATE`` node
 per partition that XNNPACK took; each partition is the set of nodes between the partition's
@@ -158,6 +159,71 @@ def delegation(flatbuffer, num_threads=1, interpreter=None):
     }
 
 
+def truncated_models(flatbuffer, cut_ops=("ADD",)):
+    """Prefixes of a single-subgraph `.tflite` model, cut after every op named in ``cut_ops``.
+
+    Returns a list of ``(op_index, ops_in_segment, flatbuffer)``: the model keeps its
+    operators ``0..op_index`` (they are stored in execution order) and outputs the first
+    output of the last one; the last entry is the whole model. Timing the prefixes side by
+    side gives the cost of each segment (for a residual network, cut at ADD: one block per
+    segment) while XNNPACK still fuses and plans each prefix as it would the whole graph.
+    """
+    check_tflite(bytes(flatbuffer[:8]))
+    schema, flatbuffer_utils, names = _schema()
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    if len(model.subgraphs) != 1:
+        raise ValueError(
+            "Only single-subgraph models can be cut into segments. "
+            f"Received: {len(model.subgraphs)} subgraphs"
+        )
+    ops = [
+        names.get(
+            flatbuffer_utils.get_builtin_code_from_operator_code(
+                model.operatorCodes[op.opcodeIndex]
+            ),
+            "CUSTOM",
+        )
+        for op in model.subgraphs[0].operators
+    ]
+    cuts = [i for i, name in enumerate(ops[:-1]) if name in cut_ops] + [len(ops) - 1]
+    result, start = [], 0
+    for cut in cuts:
+        prefix = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+        graph = prefix.subgraphs[0]
+        graph.operators = graph.operators[: cut + 1]
+        graph.outputs = [graph.operators[-1].outputs[0]]
+        segment = collections.Counter(ops[start : cut + 1])
+        result.append((cut, segment, bytes(flatbuffer_utils.convert_object_to_bytearray(prefix))))
+        start = cut + 1
+    return result
+
+
+def profile_segments(flatbuffer, *, runs=100, num_threads=1, cut_ops=("ADD",)):
+    """Per-segment latency (ms, 10th percentile of interleaved runs) of a `.tflite` model.
+
+    Returns a list of dicts ``end_op``, ``ops`` (a Counter of the segment's ops),
+    ``cumulative_ms`` and ``segment_ms`` (difference of consecutive prefixes; noisy at the
+    0.01 ms level, and a segment whose output is a PAD also pays the unfused PAD).
+    """
+    parts = truncated_models(flatbuffer, cut_ops)
+    times = measure_latency(
+        {i: blob for i, (_, _, blob) in enumerate(parts)}, runs=runs, num_threads=num_threads
+    )
+    rows, previous = [], 0.0
+    for i, (cut, segment, _) in enumerate(parts):
+        cumulative = float(np.percentile(times[i], 10))
+        rows.append(
+            {
+                "end_op": cut,
+                "ops": segment,
+                "cumulative_ms": cumulative,
+                "segment_ms": cumulative - previous,
+            }
+        )
+        previous = cumulative
+    return rows
+
+
 def _random_input(detail, rng):
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.integer):
@@ -211,13 +277,27 @@ def _calibration_images(spec, count, size):
     return np.concatenate([x for x, _ in source.batches])
 
 
-def convert_for_benchmark(model, quantize, *, io="float", calibration=None, optimize=True):
-    """Converts a Keras model as the benchmark does: export graph, converter, float softmax."""
+def convert_for_benchmark(
+    model,
+    quantize,
+    *,
+    io="float",
+    calibration=None,
+    optimize=True,
+    rewrites=None,
+    float_softmax=True,
+):
+    """Converts a Keras model as the benchmark does: export graph, converter, float softmax.
+
+    ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
+    rewrites (default: all of ``tflite.optimize.REWRITES``); ``float_softmax=False`` skips
+    the flatbuffer rewrite of a quantized final softmax.
+    """
     from tflite import convert
     from tflite import optimize as opt
 
     if optimize:
-        model = opt.export_graph(model)
+        model = opt.export_graph(model, rewrites=opt.REWRITES if rewrites is None else rewrites)
     flatbuffer = convert.convert_model(
         model,
         quantize=quantize,
@@ -225,7 +305,7 @@ def convert_for_benchmark(model, quantize, *, io="float", calibration=None, opti
         representative_images=calibration,
         num_calibration=len(calibration) if calibration is not None else 200,
     )
-    return opt.float_softmax(flatbuffer) if optimize else flatbuffer
+    return opt.float_softmax(flatbuffer) if optimize and float_softmax else flatbuffer
 
 
 def _keras_model(name):
@@ -252,6 +332,7 @@ def _row(name, quantize, flatbuffer, model=None, interpreter=None):
         row["params"], row["macs"] = info["params"], info["macs"]
     row["delegation"] = delegation(flatbuffer)
     row["census"] = op_census(flatbuffer)
+    row["flatbuffer_for_profile"] = flatbuffer
     return row
 
 
@@ -259,12 +340,12 @@ def format_table(rows):
     """A Markdown table of benchmark rows (with ``ms`` and ``p10`` filled in)."""
     lines = [
         "| model | quantization | MACs | params | size (bytes) | size/params | ms (median) "
-        "| ms (p10) | ratio | XNNPACK ops |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| ms (p10) | ratio | ratio (p10) | XNNPACK ops |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     first = {}
     for row in rows:
-        base = first.setdefault(row["quantize"], row["ms"])
+        base, base_p10 = first.setdefault(row["quantize"], (row["ms"], row["p10"]))
         macs = f"{row['macs'] / 1e6:,.1f}M" if row["macs"] else "-"
         params = f"{row['params']:,}" if row["params"] else "-"
         per_param = f"{row['size'] / row['params']:.3f}" if row["params"] else "-"
@@ -275,7 +356,7 @@ def format_table(rows):
         lines.append(
             f"| {row['model']} | {row['quantize']} | {macs} | {params} | {row['size']:,} "
             f"| {per_param} | {row['ms']:.2f} | {row['p10']:.2f} | {row['ms'] / base:.2f} "
-            f"| {ops} |"
+            f"| {row['p10'] / base_p10:.2f} | {ops} |"
         )
     return "\n".join(lines)
 
@@ -292,6 +373,7 @@ def run_benchmark(
     warmup=10,
     num_threads=1,
     optimize=True,
+    save_dir=None,
     progress=print,
 ):
     """Converts (where needed) and times ``models``; returns the table rows.
@@ -306,6 +388,8 @@ def run_benchmark(
         num_calibration: calibration images.
         runs, warmup, num_threads: see :func:`measure_latency`.
         optimize: apply ``export_graph`` and ``float_softmax``.
+        save_dir: if given, write the converted models there as ``NAME_QUANTIZE.tflite``
+            (to run them on a phone with ``benchmark_model``).
         progress: ``callable(str)`` for progress lines, or None.
 
     Returns:
@@ -366,6 +450,12 @@ def run_benchmark(
                 optimize=optimize,
             )
             rows.append(_row(name, q, flatbuffer, model))
+            if save_dir:
+                os.makedirs(save_dir, exist_ok=True)
+                path = os.path.join(save_dir, f"{name}_{q}.tflite")
+                with open(path, "wb") as f:
+                    f.write(flatbuffer)
+                progress(f"  wrote {path}")
     for path in files:
         rows.append(_row(os.path.basename(path), "(file)", contents[path]))
 
@@ -404,6 +494,8 @@ def _parse_args(argv):
     add("--threads", type=int, default=1, help="interpreter threads (default 1)")
     add("--nooptimize", dest="optimize", action="store_false", help="convert without rewrites")
     add("--census", action="store_true", help="also print the op census of every model")
+    add("--save_dir", default=None, help="write the converted .tflite files to this folder")
+    add("--profile", action="store_true", help="also time each residual block (cut at ADD)")
     add("--output", default=None, help="also write the table (Markdown) to this file")
     return parser.parse_args(argv)
 
@@ -428,11 +520,21 @@ def main(argv=None):
             warmup=args.warmup,
             num_threads=args.threads,
             optimize=args.optimize,
+            save_dir=args.save_dir,
         )
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = format_table(rows)
+    if args.profile:
+        for row in rows:
+            print(f"Segments of {row['model']} ({row['quantize']}), cut after each ADD:")
+            for seg in profile_segments(row["flatbuffer_for_profile"], runs=args.runs):
+                ops = ", ".join(f"{k} {v}" for k, v in seg["ops"].items())
+                print(
+                    f"  ops ..{seg['end_op']:3d}  {seg['cumulative_ms']:7.3f} ms cumulative  "
+                    f"{seg['segment_ms']:+7.3f} ms  {ops}"
+                )
     if args.census:
         for row in rows:
             ops = ", ".join(f"{k} {v}" for k, v in row["census"].most_common())

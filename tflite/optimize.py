@@ -31,6 +31,11 @@ weights. Rewrites, each applied wherever its pattern occurs:
    a RELU that XNNPACK does not take, which split the graph into 9 delegate
    partitions; after the rewrite every op is delegated.
 
+4. **Narrow C-Ghost modules without CONCATENATION.** At high resolution and few
+   channels (C-GhostNet's first block, 112x112x16 at width 1.0), ``concat[q, dw(q)]``
+   becomes a 1x1 conv producing ``q`` twice and one depthwise conv whose first half
+   is the identity: two ops instead of three, no copy.
+
 Use it before converting: ``convert_model(export_graph(model), ...)``. It is
 a no-op (a plain copy with a batch-1 input) for models without these patterns.
 """
@@ -39,7 +44,13 @@ import keras
 import numpy as np
 from keras import layers
 
-__all__ = ["export_graph"]
+__all__ = ["export_graph", "float_softmax"]
+
+# The ghost-module rewrite (4. above) pays in XNNPACK (measured on x86, fp32 and int8) for
+# outputs of at most 16 channels on at least 112x112 positions, and costs time elsewhere.
+GHOST_CONCAT_MAX_CHANNELS = 16
+REWRITES = ("stem", "gate", "ghost")
+GHOST_CONCAT_MIN_POSITIONS = 112 * 112
 
 
 @keras.saving.register_keras_serializable(package="ghostnet_keras_tflite")
@@ -101,10 +112,10 @@ def _conv_weights(conv):
     return kernel, bias
 
 
-def _new_conv(conv, kernel, bias, name, activation=None, padding=None):
+def _new_conv(conv, kernel, bias, name, activation=None, padding=None, **overrides):
     """A copy of ``conv`` (Conv2D or DepthwiseConv2D) with a bias and new weights."""
     config = conv.get_config()
-    config.update(name=name, use_bias=True, activation=activation)
+    config.update(name=name, use_bias=True, activation=activation, **overrides)
     if padding is not None:
         config["padding"] = padding
     for key in ("kernel_initializer", "bias_initializer", "kernel_regularizer"):
@@ -116,7 +127,8 @@ def _new_conv(conv, kernel, bias, name, activation=None, padding=None):
 class _Rebuilder:
     """Walks the Functional graph in order and emits the rewritten graph."""
 
-    def __init__(self, model):
+    def __init__(self, model, rewrites):
+        self.rewrites = rewrites
         self.model = model
         self.new = {}  # id(old KerasTensor) -> new KerasTensor
         self.scale = {}  # id(old tensor) -> s: the new tensor holds old * s
@@ -192,6 +204,99 @@ class _Rebuilder:
             return None
         return rescale, relu
 
+    def _plain_relu(self, layer):
+        return (
+            _is(layer, layers.ReLU)
+            and layer.max_value is None
+            and not layer.negative_slope
+            and not layer.threshold
+        )
+
+    def ghost_module(self, conv):
+        """C-Ghost module ``concat[q, dw(q)]`` on a narrow tensor as two ops, no CONCATENATION.
+
+        ``q = [ReLU](BN(conv1x1(x)))`` with ``n`` channels, ``c = [ReLU](BN(dw(q)))``,
+        ``Concatenate([q, c])``. When the output has at most ``GHOST_CONCAT_MAX_CHANNELS``
+        channels and ``GHOST_CONCAT_MIN_POSITIONS`` positions, emit a 1x1 conv making
+        ``[q, q]`` (the kernel twice) and a depthwise conv whose first ``n`` kernels are the
+        identity, giving ``[q, c]`` in place. At 112x112x16 this is faster in XNNPACK than
+        the copy of a concatenation; on wider or smaller tensors the doubled 1x1 conv costs
+        more than the copy saves, so they are left alone.
+        """
+        if conv.kernel_size != (1, 1) or conv.strides != (1, 1) or conv.groups != 1:
+            return False
+        if conv.activation not in (None, keras.activations.linear):
+            return False
+        kernel, bias = _conv_weights(conv)
+        kernel, bias, end = self._fold_conv_bn(conv, kernel, bias)
+        primary_relu = None
+        users = self.consumers.get(id(self._output(end)), [])
+        if len(users) == 1 and self._plain_relu(users[0]):
+            primary_relu = users[0]
+            q = self._output(primary_relu)
+        else:
+            q = self._output(end)
+        users = self.consumers.get(id(q), [])
+        if len(users) != 2 or any(q is o for o in self.model.outputs):
+            return False
+        cheap = next((u for u in users if _is(u, layers.DepthwiseConv2D)), None)
+        concat = next((u for u in users if _is(u, layers.Concatenate)), None)
+        if cheap is None or concat is None or self._input(cheap) is not q:
+            return False
+        if (
+            cheap.strides != (1, 1)
+            or cheap.depth_multiplier != 1
+            or cheap.padding != "same"
+            or cheap.dilation_rate != (1, 1)
+            or cheap.activation not in (None, keras.activations.linear)
+        ):
+            return False
+        dw_kernel, dw_bias = _conv_weights(cheap)
+        dw_kernel, dw_bias, cheap_end = self._fold_conv_bn(cheap, dw_kernel, dw_bias)
+        cheap_relu = None
+        c_users = self.consumers.get(id(self._output(cheap_end)), [])
+        if len(c_users) == 1 and self._plain_relu(c_users[0]):
+            cheap_relu = c_users[0]
+            c = self._output(cheap_relu)
+        else:
+            c = self._output(cheap_end)
+        if self.consumers.get(id(c), []) != [concat] or cheap_relu and not primary_relu:
+            return False
+        parts = self._node(concat).arguments.args[0]
+        if len(parts) != 2 or parts[0] is not q or parts[1] is not c or concat.axis not in (-1, 3):
+            return False
+        height, width, channels = self._output(concat).shape[1:]
+        if channels > GHOST_CONCAT_MAX_CHANNELS or height * width < GHOST_CONCAT_MIN_POSITIONS:
+            return False
+        x_old = self._input(conv)
+        kernel = kernel / self.scale.get(id(x_old), 1.0)
+        wide, wide_weights = _new_conv(
+            conv,
+            np.concatenate([kernel, kernel], axis=-1).astype("float32"),
+            np.concatenate([bias, bias]).astype("float32"),
+            f"{conv.name}_export_twice",
+            activation="relu" if primary_relu else None,
+            filters=2 * kernel.shape[-1],
+        )
+        y = wide(self.new[id(x_old)])
+        wide.set_weights(wide_weights)
+        kh, kw = dw_kernel.shape[:2]
+        identity = np.zeros_like(dw_kernel)
+        identity[kh // 2, kw // 2] = 1.0
+        both, both_weights = _new_conv(
+            cheap,
+            np.concatenate([identity, dw_kernel], axis=2).astype("float32"),
+            np.concatenate([np.zeros_like(dw_bias), dw_bias]).astype("float32"),
+            f"{cheap.name}_export_identity",
+            activation="relu" if cheap_relu else None,
+        )
+        y = both(y)
+        both.set_weights(both_weights)
+        done = {conv, end, primary_relu, cheap, cheap_end, cheap_relu, concat}
+        self.done.update(id(layer) for layer in done if layer is not None)
+        self.new[id(self._output(concat))] = y
+        return True
+
     def conv(self, conv):
         if conv.activation not in (None, keras.activations.linear):
             return self.generic(conv)
@@ -206,7 +311,7 @@ class _Rebuilder:
         kernel, bias, end = self._fold_conv_bn(conv, kernel, bias)
         activation = None
         out_scale = 1.0
-        gate = self._gate(end)
+        gate = self._gate(end) if "gate" in self.rewrites else None
         if gate is not None:
             rescale, relu = gate
             a, b = float(rescale.scale), float(rescale.offset)
@@ -310,13 +415,15 @@ class _Rebuilder:
             self.scale[id(node.outputs[0])] = scale
 
 
-def export_graph(model, input_shape=None):
+def export_graph(model, input_shape=None, rewrites=REWRITES):
     """Returns an equivalent fixed-batch-1 Functional model that converts to a faster TFLite graph.
 
     Args:
         model: a Keras Functional model with one image input (channels last).
         input_shape: ``(height, width, channels)``; defaults to the model's input
             shape, or 224x224 where it is unknown.
+        rewrites: which rewrites to apply, among ``"stem"`` (1. above), ``"gate"`` (3.)
+            and ``"ghost"`` (4.); BatchNormalization is always folded (2.).
 
     Returns:
         A new ``keras.Model`` computing the same function as ``model`` on a
@@ -332,12 +439,19 @@ def export_graph(model, input_shape=None):
         )
     from ghostnet_keras.profiler import _input_shape, static_copy
 
+    unknown = set(rewrites) - set(REWRITES)
+    if unknown or isinstance(rewrites, str):
+        raise ValueError(
+            f"`rewrites` must be a collection of {', '.join(REWRITES)}. "
+            f"Received: rewrites={rewrites!r}"
+        )
+
     shape = _input_shape(model, input_shape)
     if tuple(model.input_shape[1:]) != shape:
         static = static_copy(model, shape)
         static.set_weights(model.get_weights())
         model = static
-    rebuilder = _Rebuilder(model)
+    rebuilder = _Rebuilder(model, rewrites)
     inputs = keras.Input(batch_shape=(1, *shape), name=model.inputs[0].name)
     rebuilder.new[id(model.inputs[0])] = inputs
     for layer in model.operations:
@@ -347,7 +461,9 @@ def export_graph(model, input_shape=None):
             raise ValueError(
                 f"export_graph does not support nested models. Received: layer={layer.name!r}"
             )
-        if _is(layer, layers.Normalization) and rebuilder.stem(layer):
+        if "stem" in rewrites and _is(layer, layers.Normalization) and rebuilder.stem(layer):
+            continue
+        if "ghost" in rewrites and _is(layer, layers.Conv2D) and rebuilder.ghost_module(layer):
             continue
         if _is(layer, layers.Conv2D) or _is(layer, layers.DepthwiseConv2D):
             rebuilder.conv(layer)
