@@ -46,7 +46,7 @@ def unpack(archive=ARCHIVE, cache=CACHE):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ghostnet_100")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--learning_rate", type=float, default=0.2)
     parser.add_argument("--model_dir", default=str(CACHE / "runs" / "train_cifar10"))

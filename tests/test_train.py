@@ -380,7 +380,7 @@ def _error_cases(cifar_small, tmp_path):
     return {
         "unknown model": (
             [*base, *small[:1], "--model=ghostnet_10"],
-            "Did you mean: ghostnet_100",
+            "Unknown model. Did you mean:",
         ),
         "unknown dataset": ([*base, "--dataset=no_such_dataset_xyz"], "Received: dataset="),
         "missing folder": (
