@@ -46,7 +46,7 @@ def unpack(archive=ARCHIVE, cache=CACHE):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ghostnet_100")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--learning_rate", type=float, default=0.2)
     parser.add_argument("--model_dir", default=str(CACHE / "runs" / "train_cifar10"))
@@ -80,7 +80,7 @@ def main():
     if result.returncode:
         sys.exit(f"train_cifar10: error: training failed (exit {result.returncode})")
     metrics = json.loads((pathlib.Path(args.model_dir) / "metrics.json").read_text())
-    shown = shlex.join(
+    shown = " ".join(
         [
             "python",
             "-m",
@@ -88,6 +88,9 @@ def main():
             *[c.replace(str(data), "$DATA").replace(args.model_dir, "$RUN") for c in command[3:]],
         ]
     )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     invoked = " ".join(["python benchmarks/train_cifar10.py", *sys.argv[1:]])
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     schedule = (
@@ -101,7 +104,7 @@ def main():
     )
     report = f"""# C-GhostNet trained on CIFAR-10 (real JPEG folder, CPU)
 
-Recorded by `{invoked}` on {when}.
+Recorded by `{invoked}` on {when} (code at commit {commit or "unknown"}).
 
 | | |
 |---|---|
@@ -123,10 +126,10 @@ The command (`$DATA`: the unpacked `cifar10-jpeg` folder, `$RUN`: the model dire
 
 Settings other than those flags are the defaults of `training/recipes.py`: SGD with Nesterov
 momentum 0.9, linear warm-up then cosine decay to 0, weight decay 4e-5 on the kernels, label
-smoothing 0.1, dropout 0.2; training crops are 4-pixel padded random 32x32 crops with flips and
-colour jitter, evaluation uses the whole test image. This is a short CPU run to show that the
-pipeline learns real data end to end, not a reproduction of the paper's CIFAR-10 numbers
-(those use `--recipe=cifar10`: 164 epochs).
+smoothing 0.1, dropout 0.2; the augmentation of `training/data.py` for small inputs (4-pixel
+padded random 32x32 crops, flips), evaluation on the whole test image. This is a short CPU
+run to show that the pipeline learns real data end to end, not a reproduction of the paper's
+CIFAR-10 numbers (those use `--recipe=cifar10`: 164 epochs).
 """
     path = pathlib.Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Training throughput: the input pipeline alone next to the training step of C-GhostNet-1.0
 and keras.applications.MobileNetV3Large, at 224x224, in one run.
 
-Measured, interleaved (one round of each per repeat, median over repeats):
+Measured, interleaved (one round of each per repeat, in an order rotating from repeat to
+repeat; median over repeats):
 
 - pipeline (cached): `training.data.make_dataset` on the Imagenette folder with training
   augmentation (random-resized crop to 224, flip, colour jitter), as `train.py` builds it; this
@@ -14,10 +15,11 @@ Measured, interleaved (one round of each per repeat, median over repeats):
   which shares the CPU with the step.
 
     PYTHONPATH=. python benchmarks/train_throughput.py [--batch_size 32] [--repeats 5]
-        [--steps 4] [--jit_compile auto|true|false] [--data PATH] [--output FILE]
+        [--steps 4] [--jit_compile auto|true|false] [--data PATH] [--output FILE [--append]]
 """
 
 import argparse
+import gc
 import os
 import pathlib
 import statistics
@@ -57,6 +59,7 @@ def main(argv=None):
     parser.add_argument("--jit_compile", default="auto", choices=["auto", "true", "false"])
     parser.add_argument("--data", default=None, help="an image folder (train/<class>/*)")
     parser.add_argument("--output", default=None, help="also write the Markdown results here")
+    parser.add_argument("--append", action="store_true", help="add to --output, not replace")
     args = parser.parse_args(argv)
 
     import keras
@@ -117,17 +120,26 @@ def main(argv=None):
         start = time.perf_counter()
         for _ in range(args.pipeline_batches):
             next(it)
-        return args.pipeline_batches * batch / (time.perf_counter() - start)
+        rate = args.pipeline_batches * batch / (time.perf_counter() - start)
+        del it
+        gc.collect()
+        time.sleep(1.0)  # let the cancelled pipeline threads wind down
+        return rate
 
     def time_step(net, ds=None):
         it = None if ds is None else iter(ds)
-        for _ in range(2 if ds is not None else 0):
-            net.train_on_batch(*next(it))
+        for _ in range(2):  # the same warm-up for both: the first step after a pause is slow
+            net.train_on_batch(x, y) if it is None else net.train_on_batch(*next(it))
         start = time.perf_counter()
         for _ in range(args.steps):
             loss = net.train_on_batch(x, y) if it is None else net.train_on_batch(*next(it))
         float(np.asarray(loss))
-        return args.steps * batch / (time.perf_counter() - start)
+        rate = args.steps * batch / (time.perf_counter() - start)
+        if it is not None:
+            del it
+            gc.collect()
+            time.sleep(1.0)
+        return rate
 
     rounds = [
         ("pipeline (cached)", lambda: time_pipeline(pipelines["cached"])),
@@ -140,9 +152,14 @@ def main(argv=None):
         ),
     ]
     rates = {}
+    for name, _ in rounds:
+        rates[name] = []
     for repeat in range(args.repeats):
-        for name, run in rounds:
-            rates.setdefault(name, []).append(run())
+        # The order rotates from repeat to repeat, so that no measurement always runs right
+        # after the same other one (e.g. a pipeline whose threads are still winding down).
+        shift = repeat % len(rounds)
+        for name, run in rounds[shift:] + rounds[:shift]:
+            rates[name].append(run())
         print(
             f"  repeat {repeat + 1}/{args.repeats}: "
             + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()),
@@ -150,7 +167,21 @@ def main(argv=None):
         )
 
     median = {k: statistics.median(v) for k, v in rates.items()}
-    ghost, mobile = median["GhostNet100 step"], median["MobileNetV3Large step"]
+    ratios = [
+        ("GhostNet100 step / MobileNetV3Large step", "GhostNet100 step", "MobileNetV3Large step"),
+        ("pipeline (cached) / GhostNet100 step", "pipeline (cached)", "GhostNet100 step"),
+        ("pipeline (no cache) / GhostNet100 step", "pipeline (no cache)", "GhostNet100 step"),
+        (
+            "pipeline (no cache) / MobileNetV3Large step",
+            "pipeline (no cache)",
+            "MobileNetV3Large step",
+        ),
+        (
+            "GhostNet100 fed by the pipeline / from memory",
+            "GhostNet100 step fed by the pipeline (no cache)",
+            "GhostNet100 step",
+        ),
+    ]
     lines = [
         f"Batch {batch}, {size}x{size}, 1000 classes, SGD momentum, label smoothing 0.1, "
         f"jit_compile={models['GhostNet100'].jit_compile}; median of {args.repeats} interleaved "
@@ -164,31 +195,37 @@ def main(argv=None):
         lines.append(f"| {name} | {median[name]:.1f} | {min(values):.1f} | {max(values):.1f} |")
     lines += [
         "",
-        "| ratio | value |",
-        "|---|---:|",
-        f"| GhostNet100 step / MobileNetV3Large step | {ghost / mobile:.2f} |",
-        f"| pipeline (cached) / GhostNet100 step | {median['pipeline (cached)'] / ghost:.1f} |",
-        f"| pipeline (no cache) / GhostNet100 step | {median['pipeline (no cache)'] / ghost:.1f} |",
-        f"| pipeline (no cache) / MobileNetV3Large step | "
-        f"{median['pipeline (no cache)'] / mobile:.1f} |",
-        f"| GhostNet100 fed by the pipeline / from memory | "
-        f"{median['GhostNet100 step fed by the pipeline (no cache)'] / ghost:.2f} |",
+        "Ratios: median over the repeats of the ratio within each repeat.",
+        "",
+        "| ratio | median | min | max |",
+        "|---|---:|---:|---:|",
     ]
+    for label, top, bottom in ratios:
+        values = [a / b for a, b in zip(rates[top], rates[bottom], strict=True)]
+        lines.append(
+            f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.output:
         command = "PYTHONPATH=. python benchmarks/train_throughput.py " + " ".join(
             sys.argv[1:] if argv is None else argv
         )
-        text = (
+        path = pathlib.Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = (
             "# Training throughput\n\n"
-            f"Command: `{command.strip()}`\n\n"
-            f"{table}\n\n"
-            "The machine is shared with other jobs and noisy: absolute images/s vary from run to "
-            "run; the ratios of interleaved runs are what to compare.\n"
+            "Input pipeline (`training/data.py`, training augmentation, Imagenette folder at "
+            "224x224) next to the training step of C-GhostNet-1.0 and MobileNetV3Large. The "
+            "machine (2 CPU cores) is shared with other jobs and noisy: absolute images/s vary "
+            "from run to run and even within one (see min/max); the ratios of interleaved runs "
+            "are what to compare.\n"
         )
-        pathlib.Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.output).write_text(text)
+        old = path.read_text() if args.append and path.exists() else header
+        section = (
+            f"\n## jit_compile={args.jit_compile}\n\nCommand: `{command.strip()}`\n\n{table}\n"
+        )
+        path.write_text(old + section)
         print(f"Wrote {args.output}", file=sys.stderr)
 
 

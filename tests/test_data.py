@@ -95,6 +95,8 @@ def test_folder_errors(tmp_path, cifar10_dir):
             assert word in str(info.value)
 
     check(tmp_path / "missing", "does not exist", "train/<class>/*")
+    (tmp_path / "a_file").write_text("")
+    check(tmp_path / "a_file", "is not a folder")
     (tmp_path / "no_train" / "val" / "cat").mkdir(parents=True)
     check(tmp_path / "no_train", "no train/ sub-folder")
     (tmp_path / "empty" / "train" / "cat").mkdir(parents=True)
@@ -381,6 +383,21 @@ def test_folder_changes_are_seen(cifar_small, tmp_path):
     assert data.dataset_info(f"folder:{root}").num_train_examples == 10
     shutil.copy(next((root / "train" / "cat").iterdir()), root / "train" / "cat" / "copy.jpg")
     assert data.dataset_info(f"folder:{root}").num_train_examples == 11
+
+
+def test_check_cli(cifar_small, tmp_path, capfd):
+    """`python -m training.data folder:PATH --check` names the files training would skip."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    (root / "test" / "dog" / "broken.jpg").write_bytes(b"<html>404</html>")
+    assert data.main([f"folder:{root}", "--check"]) == 0
+    out, err = capfd.readouterr()
+    assert "10 classes (airplane, automobile, bird" in out
+    assert "train: 10 of 10 images decode" in out and "eval: 10 of 11 images decode" in out
+    assert "1 image(s) cannot be decoded" in out
+    assert f'skipping "{root / "test" / "dog" / "broken.jpg"}"' in err
+    assert data.main([f"folder:{tmp_path / 'nothing'}"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: The image folder") and "Traceback" not in "".join(err)
 
 
 def test_decoded_cache_is_automatic_for_small_data(cifar_small):

@@ -174,18 +174,22 @@ def test_weight_decay_applies_to_kernels_only():
 # Real training
 
 
-def test_small_ghostnet_learns_cifar10(cifar10_dir, tmp_path):
+def test_small_ghostnet_learns_cifar10(cifar10_dir, tmp_path, capfd):
     """C-GhostNet-0.5 at 32x32, 6 epochs of SGD (the default optimizer, cosine schedule, label
     smoothing) on 2,000 real CIFAR-10 images, evaluated on 1,000 test images.
 
     Chance is 10%; with 1,000 test images its standard deviation is under 1%. The threshold,
     20%, is more than 10 standard deviations above chance, and runs of this setup reach about
     30% (34.6% after 8 epochs): a model that did not learn, or labels that do not match the
-    images, cannot pass."""
+    images, cannot pass.
+
+    The training folder also holds a file that is not an image: data.py's rule is to skip it
+    with a warning naming it, and training goes on."""
     from training import loop
 
     data = make_subset(cifar10_dir, tmp_path / "data", 200, splits=["train"])
     make_subset(cifar10_dir, data, 100, splits=["test"])
+    (data / "train" / "cat" / "broken.jpg").write_bytes(b"this is not a JPEG")
     config = recipes.make_config(
         dataset=f"folder:{data}",
         model_dir=str(tmp_path / "run"),
@@ -202,15 +206,17 @@ def test_small_ghostnet_learns_cifar10(cifar10_dir, tmp_path):
     )
     lines = []
     metrics = loop.train(config, printer=lines.append)
-    assert metrics["steps"] == 6 * (2000 // 64)
+    assert metrics["steps"] == 6 * (2001 // 64)
     assert metrics["eval_examples"] == 1000
     assert metrics["accuracy"] > 0.20, metrics
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["accuracy"] == pytest.approx(metrics["accuracy"])
     assert (tmp_path / "run" / "model.keras").exists()
     assert any("Wrote to" in line for line in lines)
+    assert "broken.jpg" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_ends_with_the_same_step_count(cifar_small, tmp_path):
     """SIGKILL a CLI run mid-epoch once a step checkpoint exists; the same command resumes
     from it (not from scratch) and ends at the step count of an uninterrupted run."""
@@ -380,7 +386,7 @@ def _error_cases(cifar_small, tmp_path):
     return {
         "unknown model": (
             [*base, *small[:1], "--model=ghostnet_10"],
-            "Did you mean: ghostnet_100",
+            "Unknown model. Did you mean:",
         ),
         "unknown dataset": ([*base, "--dataset=no_such_dataset_xyz"], "Received: dataset="),
         "missing folder": (
@@ -431,25 +437,3 @@ def test_command_line_errors_are_one_line(cifar_small, tmp_path):
         ):
             failures.append(f"{name}: exit {process.returncode}, last line {line!r}")
     assert not failures, "\n".join(failures)
-
-
-def test_corrupt_image_is_skipped_with_a_warning_naming_it(cifar10_dir, tmp_path):
-    """data.py's rule: a file that is not a decodable image is skipped with a warning naming
-    it; training goes on."""
-    data = make_subset(cifar10_dir, tmp_path / "data", 4)
-    bad = data / "train" / "cat" / "broken.jpg"
-    bad.write_bytes(b"this is not a JPEG")
-    result = run_train(
-        f"--dataset=folder:{data}",
-        "--model=ghostnet_050",
-        "--width=0.35",
-        "--image_size=32",
-        "--batch_size=8",
-        "--epochs=1",
-        "--warmup_epochs=0",
-        "--eval_every=0",
-        f"--model_dir={tmp_path / 'run'}",
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 5

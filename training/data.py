@@ -136,8 +136,9 @@ def parse_dataset(spec):
 def _folder_splits(spec):
     root = spec.path
     if not os.path.isdir(root):
+        what = "is not a folder" if os.path.exists(root) else "does not exist"
         raise _error(
-            f"The image folder {root} does not exist (expected {root}/train/<class>/* and "
+            f"The image folder {root} {what} (expected {root}/train/<class>/* and "
             f"{root}/val/<class>/* or {root}/test/<class>/*).",
             spec,
         )
@@ -163,15 +164,18 @@ def _list_folder(spec, split, class_names=None):
     class names (sorted sub-folder names). Files that are not images by name are skipped
     with one warning."""
     split_dir = os.path.join(spec.path, split)
-    found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
-    # Listing ImageNet takes seconds and a training run asks several times: the listing is
-    # kept while no class folder changes (adding or removing a file changes its mtime).
-    stamp = tuple(os.stat(os.path.join(split_dir, n)).st_mtime_ns for n in found)
-    key = (split_dir, tuple(found), stamp, None if class_names is None else tuple(class_names))
-    if key not in _LISTINGS:
-        if len(_LISTINGS) >= 4:
-            del _LISTINGS[next(iter(_LISTINGS))]
-        _LISTINGS[key] = _scan_classes(spec, split_dir, found, class_names)
+    try:
+        found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+        # Listing ImageNet takes seconds and a training run asks several times: the listing
+        # is kept while no class folder changes (adding or removing a file changes its mtime).
+        stamp = tuple(os.stat(os.path.join(split_dir, n)).st_mtime_ns for n in found)
+        key = (split_dir, tuple(found), stamp, class_names and tuple(class_names))
+        if key not in _LISTINGS:
+            if len(_LISTINGS) >= 4:
+                del _LISTINGS[next(iter(_LISTINGS))]
+            _LISTINGS[key] = _scan_classes(spec, split_dir, found, class_names)
+    except OSError as e:
+        raise _error(f"Cannot read {e.filename or split_dir}: {e.strerror}.", spec) from None
     paths, labels, class_names = _LISTINGS[key]
     return list(paths), list(labels), class_names
 
@@ -357,7 +361,8 @@ def _robust_map(ds, fn, fallback, deterministic):
 
     ds = ds.interleave(
         one,
-        cycle_length=16,
+        # Up to this many files decode at once (parallelism is capped by the cycle length).
+        cycle_length=max(16, 2 * (os.cpu_count() or 1)),
         block_length=1,
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
@@ -857,3 +862,52 @@ def _randaugment(image, seed, num_ops, magnitude):
         image = tf.clip_by_value(image, 0.0, 255.0)
         image.set_shape([None, None, 3])
     return image
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(argv=None):
+    """``python -m training.data SPEC [--data_dir DIR] [--check]``: prints what a data set
+    holds; ``--check`` decodes every image and names the ones training would skip."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.data", description=main.__doc__)
+    parser.add_argument("dataset", help="a TFDS name or folder:PATH")
+    parser.add_argument("--data_dir", default=None, help="TFDS data directory")
+    parser.add_argument("--check", action="store_true", help="decode every image")
+    args = parser.parse_args(argv)
+    try:
+        info = dataset_info(args.dataset, args.data_dir)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    names = ", ".join(info.class_names[:10]) + (", ..." if info.num_classes > 10 else "")
+    print(f"{args.dataset}: {info.num_classes} classes ({names})")
+    print(f"  {info.train_split}: {info.num_train_examples} images")
+    print(f"  {info.eval_split}: {info.num_eval_examples} images")
+    if not args.check:
+        return 0
+    bad = 0
+    for split, expected in (("train", info.num_train_examples), ("eval", info.num_eval_examples)):
+        ds = make_dataset(
+            args.dataset,
+            split,
+            training=False,
+            batch_size=256,
+            image_size=16,
+            data_dir=args.data_dir,
+            cache=False,
+            one_hot=False,
+        )
+        decoded = sum(int(labels.shape[0]) for _, labels in ds)
+        bad += expected - decoded
+        print(f"  {split}: {decoded} of {expected} images decode", flush=True)
+    if bad:
+        print(f"{bad} image(s) cannot be decoded (named above); training skips them.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

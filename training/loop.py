@@ -348,6 +348,13 @@ def _save_model(model, path, is_chief):
     os.replace(tmp, path)
 
 
+def _quiet_keras():
+    # Keras's notes on datasets we build on purpose: finite evaluation sets of unknown size,
+    # and `shuffle=True` (its default) with a tf.data input that shuffles itself.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+
+
 def _evaluate(model, eval_ds, eval_steps):
     results = model.evaluate(eval_ds, steps=eval_steps, verbose=0, return_dict=True)
     return {k: float(v) for k, v in results.items()}
@@ -374,6 +381,7 @@ def train(config, strategy=None, printer=print):
     Raises `ValueError` for bad settings or data (before any training step where possible).
     """
     started = time.time()
+    _quiet_keras()
     model_builder(config, num_classes=1000)  # an unknown model fails before anything starts
     strategy_name = strategy_lib.resolve_strategy_name(config.strategy, config.tpu)
     if strategy is None:
@@ -540,6 +548,7 @@ def _num_workers(strategy):
 def evaluate(config, strategy=None, printer=print):
     """Evaluates the latest checkpoint (or `model.keras`) of `config.model_dir` on the eval
     split; writes `eval_metrics.json` and returns its dict."""
+    _quiet_keras()
     if strategy is None:
         strategy = strategy_lib.make_strategy(config.strategy, config.tpu, config.cpu_replicas)
     chief = strategy_lib.is_chief(strategy)
@@ -592,6 +601,4 @@ def evaluate(config, strategy=None, printer=print):
 def run(config, printer=print):
     """`evaluate` if `config.eval_only`, else `train`."""
     tf.get_logger().setLevel("ERROR")
-    # Keras's note at the end of each finite evaluation set (its size is not known upfront).
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
     return (evaluate if config.eval_only else train)(config, printer=printer)
