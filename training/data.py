@@ -361,7 +361,8 @@ def _robust_map(ds, fn, fallback, deterministic):
 
     ds = ds.interleave(
         one,
-        cycle_length=16,
+        # Up to this many files decode at once (parallelism is capped by the cycle length).
+        cycle_length=max(16, 2 * (os.cpu_count() or 1)),
         block_length=1,
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
