@@ -71,6 +71,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.keep = keep
         self.extra_state = extra_state
         self.last_saved_step = None
+        # Training steps run, restored from state.json. Not the optimizer's counter: with
+        # float16 loss scaling, a step whose gradients overflow leaves that one unchanged.
+        self.steps = 0
 
     # -- restore --------------------------------------------------------------------------
     def latest(self):
@@ -98,18 +101,18 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(path)
-        step = global_step(model)
-        if step != state["step"]:
+        iterations = global_step(model)
+        if iterations != state.get("iterations", state["step"]):
             raise ValueError(
-                f"The checkpoint {path} holds step {step}, but {STATE_FILE} says {state['step']}. "
-                f"Received: model_dir={self.directory.parent}"
+                f"The checkpoint {path} holds optimizer step {iterations}, but {STATE_FILE} "
+                f"says {state.get('iterations')}. Received: model_dir={self.directory.parent}"
             )
-        self.last_saved_step = step
+        self.steps = self.last_saved_step = state["step"]
         return state
 
     # -- save ------------------------------------------------------------------------------
     def save(self):
-        step = global_step(self.model)
+        step = self.steps
         if step == self.last_saved_step:
             return
         if not self.is_chief:
@@ -127,7 +130,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.directory / name)
-        state = {"step": step, "checkpoint": name, "time": time.time()}
+        state = {
+            "step": step,
+            "iterations": global_step(self.model),
+            "checkpoint": name,
+            "time": time.time(),
+        }
         if self.extra_state is not None:
             state.update(self.extra_state())
         _write_json_atomic(self.directory / STATE_FILE, state)
@@ -145,7 +153,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 stale.unlink(missing_ok=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.save_every and global_step(self.model) % self.save_every == 0:
+        self.steps += 1
+        if self.save_every and self.steps % self.save_every == 0:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -157,8 +166,11 @@ class ThroughputLogger(keras.callbacks.Callback):
     images per second (global batch x steps / wall time, validation excluded); and one line per
     epoch with the validation metrics. `train_seconds`/`train_steps` sum up the whole run."""
 
-    def __init__(self, every, global_batch_size, total_steps, steps_per_epoch, printer=print):
+    def __init__(
+        self, every, global_batch_size, total_steps, steps_per_epoch, printer=print, step_fn=None
+    ):
         super().__init__()
+        self.step_fn = step_fn or (lambda: global_step(self.model))
         self.every = every
         self.global_batch_size = global_batch_size
         self.total_steps = total_steps
@@ -181,7 +193,7 @@ class ThroughputLogger(keras.callbacks.Callback):
         self._last = now
         self.train_steps += 1
         self._window_steps += 1
-        step = global_step(self.model)
+        step = self.step_fn()
         if step % self.every == 0 or step == self.total_steps:
             seconds = max(now - self._window_start, 1e-9)
             rate = self._window_steps * self.global_batch_size / seconds

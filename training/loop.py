@@ -84,7 +84,14 @@ def build_model(config, num_classes):
     replaces the model's dropout before the classifier.
     """
     builder, kwargs = model_builder(config, num_classes)
-    return builder(**kwargs)
+    model = builder(**kwargs)
+    if keras.config.dtype_policy().compute_dtype != "float32":
+        # Mixed precision: the loss and metrics want float32 probabilities (Keras's advice).
+        outputs = keras.layers.Activation("linear", dtype="float32", name="float32_output")(
+            model.outputs[0]
+        )
+        model = keras.Model(model.inputs, outputs, name=model.name)
+    return model
 
 
 def _synchronized_moving_statistics(next_creator, **kwargs):
@@ -419,11 +426,16 @@ def train(config, strategy=None, printer=print):
         model_dir / CHECKPOINT_DIR,
         save_every=config.save_every,
         is_chief=chief,
-        extra_state=lambda: {"elapsed_seconds": previous_elapsed + time.time() - started},
+        extra_state=lambda: {
+            "elapsed_seconds": previous_elapsed + time.time() - started,
+            "batch_size": config.batch_size,
+            "steps_per_epoch": steps_per_epoch,
+        },
     )
     state = checkpoint.restore(model)
     start_step = 0
     if state is not None:
+        _check_same_run(state, config, steps_per_epoch, model_dir)
         start_step = state["step"]
         previous_elapsed = state.get("elapsed_seconds", 0.0)
         printer(
@@ -441,13 +453,18 @@ def train(config, strategy=None, printer=print):
     _write_json(model_dir / CONFIG_FILE, config.to_dict(), chief)
 
     logger = callbacks_lib.ThroughputLogger(
-        config.log_every, config.batch_size, total_steps, steps_per_epoch, printer=printer
+        config.log_every,
+        config.batch_size,
+        total_steps,
+        steps_per_epoch,
+        printer=printer,
+        step_fn=lambda: checkpoint.steps,
     )
     log_dir = model_dir / LOG_DIR if chief else pathlib.Path(tempfile.mkdtemp(prefix="tb-"))
-    callbacks = [
+    callbacks = [  # the checkpoint counts the steps: first
+        checkpoint,
         logger,
         keras.callbacks.TensorBoard(str(log_dir), update_freq=config.log_every),
-        checkpoint,
     ]
     if config.ema_decay:
         # Validation during training sees the moving averages, like the final evaluation.
@@ -479,7 +496,7 @@ def train(config, strategy=None, printer=print):
                 steps_per_epoch=steps_per_epoch,
                 **fit_kwargs,
             )
-    steps = callbacks_lib.global_step(model)
+    steps = checkpoint.steps
     if steps != total_steps:
         raise RuntimeError(f"Training stopped at step {steps} of {total_steps}.")
     with strategy.scope():
@@ -500,6 +517,7 @@ def train(config, strategy=None, printer=print):
         "top5_accuracy": results.get("top5_accuracy"),
         "loss": results.get("loss"),
         "steps": steps,
+        "optimizer_iterations": callbacks_lib.global_step(model),  # fewer if float16 skipped
         "epochs": config.epochs,
         "steps_per_epoch": steps_per_epoch,
         "resumed_from_step": start_step,
@@ -531,6 +549,18 @@ def train(config, strategy=None, printer=print):
             f"{model_dir / LOG_DIR})"
         )
     return metrics
+
+
+def _check_same_run(state, config, steps_per_epoch, model_dir):
+    """A checkpoint resumes only the run that wrote it: same global batch, same epoch length
+    (the schedule and the step count depend on them)."""
+    for name, value in (("batch_size", config.batch_size), ("steps_per_epoch", steps_per_epoch)):
+        saved = state.get(name, value)
+        if saved != value:
+            raise ValueError(
+                f"{model_dir} holds a run with {name} {saved}, this one has {value}: resume "
+                f"with the same settings or use another --model_dir. Received: {name}={value}"
+            )
 
 
 def _num_workers(strategy):
@@ -587,7 +617,7 @@ def evaluate(config, strategy=None, printer=print):
         "eval_split": info.eval_split,
         "eval_examples": info.num_eval_examples,
         **results,
-        "steps": callbacks_lib.global_step(model),
+        "steps": state["step"] if state is not None else None,
     }
     _write_json(model_dir / EVAL_METRICS_FILE, metrics, chief)
     printer(

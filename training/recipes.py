@@ -25,6 +25,7 @@ Sources (paper: "GhostNets on Heterogeneous Devices via Cheap Operations", IJCV 
 
 import ast
 import dataclasses
+import os
 
 # Every setting of a training run, with the value used when neither a flag nor a recipe sets it.
 # The optimizer and regularization defaults are the paper's ImageNet ones.
@@ -222,6 +223,9 @@ def make_config(recipe=None, **overrides):
         )
     values["lr_decay_epochs"] = tuple(int(e) for e in values["lr_decay_epochs"] or ())
     values["model_kwargs"] = parse_model_kwargs(values["model_kwargs"])
+    for name in ("model_dir", "data_dir"):
+        if isinstance(values[name], str) and not values[name].startswith("gs://"):
+            values[name] = os.path.expanduser(values[name])
     config = TrainConfig(recipe=recipe, **values)
     validate(config)
     return config
