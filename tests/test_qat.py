@@ -1,6 +1,7 @@
 """Quantization-aware training (tflite.qat): the tf_keras rebuild, int8 accuracy against
 post-training quantization on real CIFAR-10 images, and the isolation of tf_keras/tfmot."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,8 +12,10 @@ import pytest
 
 from tflite import qat
 
-pytest.importorskip("tensorflow_model_optimization")
-pytest.importorskip("tf_keras")
+# Only looked up, never imported: importing tfmot would switch this process to tf_keras.
+for _package in ("tensorflow_model_optimization", "tf_keras"):
+    if importlib.util.find_spec(_package) is None:
+        pytest.skip(f"{_package} is not installed (extra 'qat')", allow_module_level=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
