@@ -113,6 +113,8 @@ def fold_for_quantization(graph, weights):
     for layer in list(graph["layers"]):
         args = layer["args"]
         if layer["type"] == "Normalization" and args["axis"] in ([-1], -1, [3], 3):
+            if layer["nodes"][0][1][0][0] == graph["input"][0]:
+                graph["raw_image_input"] = True
             mean = np.asarray(args["mean"], "float64")
             std = np.maximum(np.sqrt(np.asarray(args["variance"], "float64")), 1e-7)
             weights[f"{layer['name']}/0"] = (1.0 / std).reshape(1, 1, -1, 1).astype("float32")
@@ -366,7 +368,7 @@ def _plain_relu(layer):
     )
 
 
-def quantize(model):
+def quantize(model, image_input=False):
     """The QAT model: tfmot's default 8-bit scheme, plus explicit configs for what it
     rejects or gets wrong for TFLite (as Model Garden's quantized SE layer does, the
     gate and the multiply get quantized outputs, no weights):
@@ -379,6 +381,8 @@ def quantize(model):
     - ``Multiply`` (SE scale), ``Rescaling`` (an unfolded one), ``Normalization``,
       ReLUs with another bound than 6: the output quantized with a moving-average range;
     - ``ChannelSlice``: nothing (a slice keeps its input's scale);
+    - with ``image_input`` (the model normalises raw 0-255 pixels in its graph) the
+      input is quantized over exactly [0, 255];
     - the inputs of a ``Concatenate`` keep their own output quantizers (tfmot drops them,
       but TFLite keeps those tensors int8 with their own scale, and the ghost module's
       primary features also feed the cheap depthwise conv).
@@ -400,6 +404,25 @@ def quantize(model):
         return relu_replacement(self, match_layer)
 
     transforms.LayerReLUQuantize.replacement = keep_custom
+    if image_input:
+        # Raw 0-255 pixels: quantize the input over exactly [0, 255] (scale 1), so that a
+        # uint8 input takes the pixel values themselves.
+        def fixed_input(self, match_layer):
+            from tensorflow_model_optimization.python.core.quantization.keras import (
+                quantize_layer,
+            )
+            from tensorflow_model_optimization.python.core.quantization.keras import (
+                utils as quantize_utils,
+            )
+
+            layer = quantize_layer.QuantizeLayer(
+                q.quantizers.FixedQuantizer(8, 0.0, 255.0, narrow_range=False)
+            )
+            config = quantize_utils.serialize_layer(layer, use_legacy_format=True)
+            config["name"] = layer.name
+            return transforms.LayerNode(config, input_layers=[match_layer])
+
+        transforms.InputLayerQuantize.replacement = fixed_input
     q = tfmot.quantization.keras
     output_config = configs.Default8BitOutputQuantizeConfig
     noop_config = configs.NoOpQuantizeConfig
@@ -447,6 +470,7 @@ def quantize(model):
         "WeightsQuantizeConfig": weights_config,
         "Default8BitOutputQuantizeConfig": output_config,
         "NoOpQuantizeConfig": noop_config,
+        "FixedQuantizer": q.quantizers.FixedQuantizer,
     }
     with q.quantize_scope(scope):
         return q.quantize_apply(annotated)
@@ -582,7 +606,7 @@ def run(job_dir):
         if isinstance(layer, L.BatchNormalization):
             layer.trainable = False  # keep the trained statistics: fine-tuning on few batches
     range_decay = _RangeDecay()
-    qat_model = quantize(model)
+    qat_model = quantize(model, image_input=graph.get("raw_image_input", False))
     size = job.get("image_size") or list(model.input_shape[1:3])
     size = [size, size] if isinstance(size, int) else list(size)
     data, batches = train_dataset(job, size)
