@@ -30,7 +30,7 @@ PAPER = {  # name: (params M, FLOPs M, activations M, top-1 %, where in the pape
     "regnetx_160": (54.3, 15900, 25.5, 80.0, "Table 18"),
     "resnet34": (21.8, 3700, 3.7, 73.3, "Table 15"),
     "g_ghost_resnet34": (14.6, 2300, 3.3, 73.1, "Table 15"),
-    "resnet50": (25.6, 4100, 11.1, 76.2, "Tables 7, 18"),
+    "resnet50": (25.6, 4100, 11.1, 76.2, "Table 18"),
     "ghost_resnet50_s2": (13.0, 2200, None, 75.7, "Table 7"),
     "ghost_resnet50_s4": (6.5, 1200, None, 74.9, "Table 7"),
     "resnet56": (0.85, 125.0, None, 94.1, "Table 11 (CIFAR-10)"),

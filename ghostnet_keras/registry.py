@@ -1,6 +1,7 @@
 """The model registry that every command line tool builds models from."""
 
 import difflib
+import fnmatch
 
 _MODELS = {}
 
@@ -18,8 +19,17 @@ def register_model(name):
 
 
 def list_models(pattern=None):
-    """Returns the sorted registry names, those containing ``pattern`` if given."""
-    return sorted(n for n in _MODELS if pattern is None or pattern in n)
+    """Returns the sorted registry names; with ``pattern``, those matching it.
+
+    A pattern with shell wildcards (``*?[``) must match the whole name, as in
+    ``list_models("ghostnet_*")``; any other pattern is a substring, as in
+    ``list_models("regnet")``.
+    """
+    if pattern is None:
+        return sorted(_MODELS)
+    if any(c in pattern for c in "*?["):
+        return sorted(fnmatch.filter(_MODELS, pattern))
+    return sorted(n for n in _MODELS if pattern in n)
 
 
 def get_builder(name):

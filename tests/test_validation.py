@@ -88,7 +88,14 @@ def test_registry_lists_and_creates():
     names = ghostnet_keras.list_models()
     assert {"ghostnet_050", "ghostnet_100", "ghostnet_130"} <= set(names)
     assert names == sorted(names)
-    assert ghostnet_keras.list_models("ghostnet_1") == ["ghostnet_100", "ghostnet_130"]
+    assert ghostnet_keras.list_models("ghostnet_1*") == ["ghostnet_100", "ghostnet_130"]
+    assert ghostnet_keras.list_models("ghostnet_1") == [
+        "g_ghostnet_100",
+        "g_ghostnet_130",
+        "ghostnet_100",
+        "ghostnet_130",
+    ]
+    assert ghostnet_keras.list_models("no_such*") == []
     model = ghostnet_keras.create_model("ghostnet_050", classes=3, input_shape=(32, 32, 3))
     assert model.output_shape == (None, 3)
 

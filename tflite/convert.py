@@ -19,6 +19,7 @@ Command line (see ``--helpfull``):
 
 import os
 import re
+import sys
 import tempfile
 
 import numpy as np
@@ -394,6 +395,13 @@ def _parse_args(argv):
     add("--crop_fraction", type=float, default=0.875, help="centre crop of the eval transform")
     add("--data_dir", default=None, help="TFDS data directory")
     add("--output", required=True, help="PATH.tflite to write")
+    add("--optimize", dest="optimize", action="store_true", default=True, help="(default)")
+    add(
+        "--nooptimize",
+        dest="optimize",
+        action="store_false",
+        help="convert the Keras graph as it is, without tflite.optimize's rewrites",
+    )
     add("--check", dest="check", action="store_true", default=True, help="compare (default)")
     add("--nocheck", dest="check", action="store_false", help="skip the comparison with Keras")
     add("--check_images", type=int, default=100, help="images of the check (default 100)")
@@ -458,6 +466,21 @@ def _qat(model, args, image_size):
     )
 
 
+def _optimizer(wanted):
+    """The `tflite.optimize` module (graph rewrites that LiteRT runs faster), or None."""
+    if not wanted:
+        return None
+    try:
+        from tflite import optimize
+    except ImportError:
+        print(
+            "WARNING: tflite.optimize is not available: converting the Keras graph as it is",
+            file=sys.stderr,
+        )
+        return None
+    return optimize
+
+
 def run(args):
     """The command line's work, on parsed arguments; returns the flatbuffer."""
     import time
@@ -491,15 +514,25 @@ def run(args):
             )
             calibration = np.concatenate([x for x, _ in source.batches])
             print(f"Calibrating on {len(calibration)} images ({source.description})")
+        optimize = _optimizer(args.optimize)
+        graph = model
+        if optimize is not None:
+            try:
+                graph = optimize.export_graph(model, input_shape=(height, width, 3))
+            except ValueError as err:
+                print(f"WARNING: graph rewrites skipped ({err})", file=sys.stderr)
+                optimize = None
         print(f"Converting (quantize={args.quantize}, io={args.io})...", flush=True)
         flatbuffer = convert_model(
-            model,
+            graph,
             quantize=args.quantize,
             io=args.io,
             representative_images=calibration,
             num_calibration=args.num_calibration,
             image_size=height,
         )
+        if optimize is not None:
+            flatbuffer = optimize.float_softmax(flatbuffer)
     write_atomically(args.output, flatbuffer)
     print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
 
@@ -530,8 +563,6 @@ def run(args):
 
 
 def main(argv=None):
-    import sys
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     try:

@@ -49,6 +49,8 @@ SMALL_IMAGE_SIZE = 64
 COLOR_JITTER = 0.4
 IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
+_WARNED = set()  # folders whose non-image files were already reported
+_LISTINGS = {}  # the last folder listings, see _list_folder
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9*]+\.[0-9*]+\.[0-9*]+)?$")
 
 
@@ -134,8 +136,9 @@ def parse_dataset(spec):
 def _folder_splits(spec):
     root = spec.path
     if not os.path.isdir(root):
+        what = "is not a folder" if os.path.exists(root) else "does not exist"
         raise _error(
-            f"The image folder {root} does not exist (expected {root}/train/<class>/* and "
+            f"The image folder {root} {what} (expected {root}/train/<class>/* and "
             f"{root}/val/<class>/* or {root}/test/<class>/*).",
             spec,
         )
@@ -161,7 +164,23 @@ def _list_folder(spec, split, class_names=None):
     class names (sorted sub-folder names). Files that are not images by name are skipped
     with one warning."""
     split_dir = os.path.join(spec.path, split)
-    found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+    try:
+        found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+        # Listing ImageNet takes seconds and a training run asks several times: the listing
+        # is kept while no class folder changes (adding or removing a file changes its mtime).
+        stamp = tuple(os.stat(os.path.join(split_dir, n)).st_mtime_ns for n in found)
+        key = (split_dir, tuple(found), stamp, class_names and tuple(class_names))
+        if key not in _LISTINGS:
+            if len(_LISTINGS) >= 4:
+                del _LISTINGS[next(iter(_LISTINGS))]
+            _LISTINGS[key] = _scan_classes(spec, split_dir, found, class_names)
+    except OSError as e:
+        raise _error(f"Cannot read {e.filename or split_dir}: {e.strerror}.", spec) from None
+    paths, labels, class_names = _LISTINGS[key]
+    return list(paths), list(labels), class_names
+
+
+def _scan_classes(spec, split_dir, found, class_names):
     if class_names is None:
         class_names = found
     else:
@@ -184,7 +203,8 @@ def _list_folder(spec, split, class_names=None):
                 labels.append(index[name])
             else:
                 skipped.append(entry.path)
-    if skipped:
+    if skipped and split_dir not in _WARNED:
+        _WARNED.add(split_dir)
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         logging.warning(
             "Skipping %d file(s) of %s that are not images by name (%s): %s",
@@ -258,7 +278,7 @@ def _tfds_splits(builder, spec):
 def _tfds_keys(builder, spec):
     """The image and label feature names of a TFDS classification data set."""
     keys = builder.info.supervised_keys
-    features = builder.info.features
+    features = dict(builder.info.features.items())
     if keys and len(keys) == 2 and isinstance(keys[0], str):
         image_key, label_key = keys
     else:
@@ -310,35 +330,45 @@ def dataset_info(spec, data_dir=None):
 # Decoding
 
 
-def _sniff(contents):
-    """True if the bytes start like a JPEG, PNG, GIF, BMP or WebP file."""
-    head = tf.strings.substr(contents, 0, 4)
-    riff = tf.strings.substr(contents, 8, 4)
-    return tf.reduce_any(
-        [
-            tf.io.is_jpeg(contents),
-            tf.equal(head, b"\x89PNG"),
-            tf.equal(tf.strings.substr(contents, 0, 3), b"GIF"),
-            tf.equal(tf.strings.substr(contents, 0, 2), b"BM"),
-            tf.logical_and(tf.equal(head, b"RIFF"), tf.equal(riff, b"WEBP")),
-        ]
-    )
+def _robust_map(ds, fn, fallback, deterministic):
+    """Maps ``(name, source, label, seed)`` to ``(fn(source, seed), label)``, dropping the
+    elements where ``fn`` fails (a corrupt or non-image file) with a warning naming them.
 
+    Each element runs in its own one-element dataset with ``ignore_errors``, so that a failure
+    is seen next to the file name (tf.data's own ignore_errors cannot name the file)."""
 
-def _check_image(path, contents):
-    """Keeps an element if it looks like an image; else prints a warning naming the file."""
-    ok = _sniff(contents)
-
-    def warn():
-        tf.print(
-            "WARNING: skipping",
-            path,
-            ": not a JPEG, PNG, GIF, BMP or WebP image",
-            output_stream=sys.stderr,
+    def one(name, source, label, seed):
+        decoded = tf.data.Dataset.from_tensors((source, seed)).map(lambda s, r: (fn(s, r), True))
+        failed = tf.data.Dataset.from_tensors((fallback, False))
+        return (
+            decoded.ignore_errors()
+            .concatenate(failed)
+            .take(1)
+            .map(lambda image, ok: (name, image, label, ok))
         )
-        return tf.constant(False)
 
-    return tf.cond(ok, lambda: tf.constant(True), warn)
+    def check(name, image, label, ok):
+        def warn():
+            tf.print(
+                "WARNING: skipping",
+                name,
+                "- corrupt, truncated or not a JPEG, PNG, GIF, BMP or WebP image",
+                output_stream=sys.stderr,
+            )
+            return ok
+
+        return image, label, tf.cond(ok, lambda: ok, warn)
+
+    ds = ds.interleave(
+        one,
+        # Up to this many files decode at once (parallelism is capped by the cycle length).
+        cycle_length=max(16, 2 * (os.cpu_count() or 1)),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    ds = ds.map(check).filter(lambda image, label, ok: ok)
+    return ds.map(lambda image, label, ok: (image, label))
 
 
 def _decode(contents):
@@ -522,15 +552,8 @@ def _folder_source(paths, labels, shuffle, seed):
     if shuffle:
         # Shuffling file names is cheap: the whole list, before any file is read.
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-
-    def read(path, label):
-        contents = tf.io.read_file(path)
-        return contents, label, _check_image(path, contents)
-
-    ds = ds.map(read, num_parallel_calls=AUTOTUNE)
-    return ds.filter(lambda contents, label, ok: ok).map(
-        lambda contents, label, ok: (contents, label)
-    )
+    # Files are read where they are decoded (in _robust_map): a read error skips one file too.
+    return ds.map(lambda path, label: (path, path, label))
 
 
 def _tfds_source(spec, info, split, input_context, data_dir, shuffle, seed):
@@ -548,10 +571,11 @@ def _tfds_source(spec, info, split, input_context, data_dir, shuffle, seed):
         split=name,
         shuffle_files=shuffle,
         decoders={image_key: tfds.decode.SkipDecoding()},
-        read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
+        read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False, add_tfds_id=True),
     )
     ds = ds.map(
-        lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int32)), num_parallel_calls=AUTOTUNE
+        lambda ex: (ex["tfds_id"], ex[image_key], tf.cast(ex[label_key], tf.int32)),
+        num_parallel_calls=AUTOTUNE,
     )
     return ds, count
 
@@ -573,7 +597,7 @@ def make_dataset(
     num_classes=None,
     repeat=None,
     drop_remainder=None,
-    color_jitter=COLOR_JITTER,
+    color_jitter=None,
     shuffle_buffer=10_000,
 ):
     """A batched ``tf.data.Dataset`` of ``(images, labels)``.
@@ -607,7 +631,9 @@ def make_dataset(
         repeat: repeat forever (default: for training only; fit then needs
             ``steps_per_epoch``).
         drop_remainder: drop the last partial batch (default: for training only).
-        color_jitter: brightness/contrast/saturation strength of training (0 turns it off).
+        color_jitter: brightness/contrast/saturation strength of training; None: 0.4 (the
+            MobileNetV3/GhostNet ImageNet setup) above 64 pixels, 0 (off, the usual CIFAR
+            setup) for small inputs.
         shuffle_buffer: records in the shuffle buffer of TFDS data (folders shuffle their
             whole file list; cached data sets their whole content).
     """
@@ -624,6 +650,8 @@ def make_dataset(
         raise ValueError(
             f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
         )
+    if color_jitter is None:
+        color_jitter = 0.0 if image_size <= SMALL_IMAGE_SIZE else COLOR_JITTER
     if not 0 <= color_jitter < 1:
         raise ValueError(f"`color_jitter` must be in [0, 1). Received: color_jitter={color_jitter}")
     randaugment = parse_randaugment(randaugment)
@@ -639,48 +667,67 @@ def make_dataset(
             sample = [tf.io.read_file(p) for p in paths[:: max(1, count // 8)][:8]]
             cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
         ds = _folder_source(paths, labels, training and not cache, seed)
+        read = tf.io.read_file
     else:
         ds, count = _tfds_source(spec, info, split, input_context, data_dir, training, seed)
         if cache is None:
-            sample = [contents for contents, _ in ds.take(8)]
+            sample = [contents for _, contents, _ in ds.take(8)]
             cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
+        read = tf.identity
+    deterministic = seed is not None or not training
+    no_seed = tf.zeros([2], tf.int64)
+
+    def label_fn(image, label):
+        return image, tf.one_hot(label, num_classes, dtype=tf.float32) if one_hot else label
 
     if cache:
-        ds = ds.map(lambda contents, label: (_decode(contents), label), num_parallel_calls=AUTOTUNE)
-        ds = ds.ignore_errors(log_warning=True).cache()
+        # Decoded uint8 images in memory; later epochs only crop, flip and jitter.
+        ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
+        empty = tf.zeros([1, 1, 3], tf.uint8)
+        ds = _robust_map(ds, lambda s, r: _decode(read(s)), empty, deterministic).cache()
         if training:
             ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     elif training and spec.kind == "tfds":
         ds = ds.shuffle(min(count, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
 
-    def label_fn(label):
-        return tf.one_hot(label, num_classes, dtype=tf.float32) if one_hot else label
-
     if training:
+        transform = _train_transform(image_size, color_jitter, randaugment)
         if repeat:
             ds = ds.repeat()
-        transform = _train_transform(image_size, color_jitter, randaugment)
         seeds = tf.data.Dataset.random(seed=seed).map(lambda r: tf.stack([r, r // 3 + 1]))
-        ds = tf.data.Dataset.zip((ds, seeds))
-        ds = ds.map(
-            lambda example, s: (transform(example[0], s), label_fn(example[1])),
-            num_parallel_calls=AUTOTUNE,
-        )
+        if cache:
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda example, s: (transform(example[0], s), example[1]),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=deterministic,
+            )
+        else:
+            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda e, s: (e[0], e[1], e[2], s))
+            empty = tf.zeros([image_size, image_size, 3])
+            ds = _robust_map(ds, lambda src, s: transform(read(src), s), empty, deterministic)
     else:
 
-        def evaluate(source, label):
-            image = _decode(source) if source.dtype == tf.string else source
-            return eval_transform(image, image_size, crop_fraction), label_fn(label)
+        def evaluate(source, seed):
+            image = source if source.dtype == tf.uint8 else _decode(read(source))
+            return eval_transform(image, image_size, crop_fraction)
 
-        ds = ds.map(evaluate, num_parallel_calls=AUTOTUNE)
-    if not cache:
-        ds = ds.ignore_errors(log_warning=True)
+        if cache:
+            ds = ds.map(
+                lambda image, label: (evaluate(image, None), label), num_parallel_calls=AUTOTUNE
+            )
+        else:
+            ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
+            empty = tf.zeros([image_size, image_size, 3])
+            ds = _robust_map(ds, evaluate, empty, deterministic)
+    ds = ds.map(label_fn, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if repeat and not training:
         ds = ds.repeat()
     options = tf.data.Options()
-    options.deterministic = seed is not None or not training
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    options.deterministic = deterministic
+    if input_context is not None:
+        # Sharded here already; without an input context tf.distribute may shard by data.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
@@ -721,5 +768,146 @@ def parse_randaugment(value):
     return int(value[0]), float(value[1])
 
 
+def _blend(image, other, factor):
+    return tf.clip_by_value(other + (image - other) * factor, 0.0, 255.0)
+
+
+def _affine(image, transform):
+    """Applies a 2x3 affine map (output -> input pixel coordinates), filling with grey."""
+    transform = tf.concat([tf.cast(transform, tf.float32), tf.zeros([2])], 0)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None],
+        transforms=transform[None],
+        output_shape=tf.shape(image)[:2],
+        fill_value=128.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    return out[0]
+
+
+def _equalize(image):
+    """PIL's ImageOps.equalize, channel by channel, on a 0-255 float image."""
+
+    def channel(values):
+        values = tf.round(values)
+        hist = tf.histogram_fixed_width(values, [0.0, 256.0], nbins=256)
+        nonzero = tf.boolean_mask(hist, hist > 0)
+        step = (tf.reduce_sum(nonzero) - nonzero[-1]) // 255
+
+        def apply():
+            lut = (tf.cumsum(hist) + step // 2) // tf.maximum(step, 1)
+            lut = tf.clip_by_value(tf.concat([[0], lut[:-1]], 0), 0, 255)
+            return tf.cast(tf.gather(lut, tf.cast(values, tf.int32)), tf.float32)
+
+        return tf.cond(step > 0, apply, lambda: values)
+
+    return tf.stack([channel(image[..., c]) for c in range(3)], -1)
+
+
 def _randaugment(image, seed, num_ops, magnitude):
-    raise NotImplementedError
+    """RandAugment (Cubuk et al. 2020) on a float 0-255 image: ``num_ops`` operations drawn
+    uniformly from 14 (identity, autocontrast, equalize, rotate, solarize, colour, posterize,
+    contrast, brightness, sharpness, shear x/y, translate x/y), each at ``magnitude`` on the
+    paper's 0-10 scale (timm's ranges; geometric and enhancement ops get a random sign)."""
+    level = magnitude / 10.0
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+
+    def ops(image, signed):
+        angle = signed * 30.0 * level * math.pi / 180.0
+        cos, sin = tf.cos(angle), tf.sin(angle)
+        cy, cx = (size[0] - 1) / 2, (size[1] - 1) / 2
+        rotate = [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy]
+        enhance = 1.0 + signed * 0.9 * level
+        shear = signed * 0.3 * level
+        shift = signed * 0.45 * level
+        bits = 8 - int(round(level * 4))
+        posterize_step = float(2 ** (8 - max(bits, 1)))
+        low = tf.reduce_min(image, axis=[0, 1])
+        high = tf.reduce_max(image, axis=[0, 1])
+        blur = tf.nn.depthwise_conv2d(
+            tf.pad(image[None], [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC"),
+            tf.tile(
+                tf.constant([[1, 1, 1], [1, 5, 1], [1, 1, 1]], tf.float32)[:, :, None, None] / 13,
+                [1, 1, 3, 1],
+            ),
+            [1, 1, 1, 1],
+            "VALID",
+        )[0]
+        threshold = 256.0 - 256.0 * level
+        return [
+            lambda: image,
+            lambda: tf.where(
+                high > low, (image - low) * 255.0 / tf.maximum(high - low, 1e-3), image
+            ),
+            lambda: _equalize(image),
+            lambda: _affine(image, rotate),
+            lambda: tf.where(image >= threshold, 255.0 - image, image),
+            lambda: _blend(image, _gray(image), enhance),
+            lambda: tf.floor(image / posterize_step) * posterize_step,
+            lambda: _blend(image, tf.reduce_mean(_gray(image)), enhance),
+            lambda: _blend(image, tf.zeros_like(image), enhance),
+            lambda: _blend(image, blur, enhance),
+            lambda: _affine(image, [1.0, shear, 0.0, 0.0, 1.0, 0.0]),
+            lambda: _affine(image, [1.0, 0.0, 0.0, shear, 1.0, 0.0]),
+            lambda: _affine(image, [1.0, 0.0, shift * size[1], 0.0, 1.0, 0.0]),
+            lambda: _affine(image, [1.0, 0.0, 0.0, 0.0, 1.0, shift * size[0]]),
+        ]
+
+    seeds = tf.random.experimental.stateless_split(seed, 2 * num_ops)
+    for i in range(num_ops):
+        index = tf.random.stateless_uniform([], seeds[2 * i], 0, 14, dtype=tf.int32)
+        sign = tf.where(tf.random.stateless_uniform([], seeds[2 * i + 1]) < 0.5, -1.0, 1.0)
+        image = tf.switch_case(index, ops(image, sign))
+        image = tf.clip_by_value(image, 0.0, 255.0)
+        image.set_shape([None, None, 3])
+    return image
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(argv=None):
+    """``python -m training.data SPEC [--data_dir DIR] [--check]``: prints what a data set
+    holds; ``--check`` decodes every image and names the ones training would skip."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.data", description=main.__doc__)
+    parser.add_argument("dataset", help="a TFDS name or folder:PATH")
+    parser.add_argument("--data_dir", default=None, help="TFDS data directory")
+    parser.add_argument("--check", action="store_true", help="decode every image")
+    args = parser.parse_args(argv)
+    try:
+        info = dataset_info(args.dataset, args.data_dir)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    names = ", ".join(info.class_names[:10]) + (", ..." if info.num_classes > 10 else "")
+    print(f"{args.dataset}: {info.num_classes} classes ({names})")
+    print(f"  {info.train_split}: {info.num_train_examples} images")
+    print(f"  {info.eval_split}: {info.num_eval_examples} images")
+    if not args.check:
+        return 0
+    bad = 0
+    for split, expected in (("train", info.num_train_examples), ("eval", info.num_eval_examples)):
+        ds = make_dataset(
+            args.dataset,
+            split,
+            training=False,
+            batch_size=256,
+            image_size=16,
+            data_dir=args.data_dir,
+            cache=False,
+            one_hot=False,
+        )
+        decoded = sum(int(labels.shape[0]) for _, labels in ds)
+        bad += expected - decoded
+        print(f"  {split}: {decoded} of {expected} images decode", flush=True)
+    if bad:
+        print(f"{bad} image(s) cannot be decoded (named above); training skips them.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,532 @@
+"""The input pipelines of training/data.py on real images: CIFAR-10 and Imagenette folders, and a
+TFDS data set built offline from the same files."""
+
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image, ImageOps
+
+from training import data
+
+from conftest import load_image_folder, make_subset
+
+CIFAR_CLASSES = (
+    "airplane automobile bird cat deer dog frog horse ship truck".split()  # sorted folder names
+)
+
+
+@pytest.fixture(scope="module")
+def cifar_small(cifar10_dir, tmp_path_factory):
+    """4 training and 2 test images per CIFAR-10 class."""
+    root = tmp_path_factory.mktemp("cifar_small")
+    make_subset(cifar10_dir, root, 4, splits=["train"])
+    make_subset(cifar10_dir, root, 2, splits=["test"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def imagenette_small(imagenette_dir, tmp_path_factory):
+    """3 training and 2 validation images per Imagenette class (160 pixels, not square)."""
+    root = tmp_path_factory.mktemp("imagenette_small")
+    make_subset(imagenette_dir, root, 3, splits=["train"])
+    make_subset(imagenette_dir, root, 2, splits=["val"])
+    return root
+
+
+def _all(ds):
+    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in ds), strict=True)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _tf_load(folder, per_class):
+    """The first ``per_class`` images of every class folder, decoded by TensorFlow, and their
+    labels in sorted class order."""
+    images, labels = [], []
+    for label, class_dir in enumerate(sorted(p for p in pathlib.Path(folder).iterdir())):
+        for path in sorted(class_dir.iterdir())[:per_class]:
+            images.append(tf.io.decode_image(tf.io.read_file(str(path)), channels=3).numpy())
+            labels.append(label)
+    return np.stack(images).astype("float32"), np.array(labels)
+
+
+def _digest(image):
+    return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# Specs and errors
+
+
+@pytest.mark.parametrize(
+    "spec, pattern",
+    [
+        ("", r"Received: dataset=''$"),
+        ("Not A Name", r"Received: dataset=Not A Name$"),
+        ("cifar100x", r"Did you mean cifar100.*Received: dataset=cifar100x$"),
+        ("folder:", r"needs a path.*Received: dataset=folder:$"),
+    ],
+)
+def test_bad_spec(spec, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        data.parse_dataset(spec)
+
+
+def test_parse_dataset():
+    spec = data.parse_dataset("imagenette/160px-v2:1.0.0")
+    assert (spec.kind, spec.name, spec.path) == ("tfds", "imagenette/160px-v2:1.0.0", None)
+    spec = data.parse_dataset("folder:/data/flowers")
+    assert (spec.kind, spec.path) == ("folder", "/data/flowers")
+
+
+def test_folder_errors(tmp_path, cifar10_dir):
+    def check(root, *words):
+        spec = f"folder:{root}"
+        with pytest.raises(ValueError, match=rf"Received: dataset={spec}$") as info:
+            data.dataset_info(spec)
+        for word in words:
+            assert word in str(info.value)
+
+    check(tmp_path / "missing", "does not exist", "train/<class>/*")
+    (tmp_path / "a_file").write_text("")
+    check(tmp_path / "a_file", "is not a folder")
+    (tmp_path / "no_train" / "val" / "cat").mkdir(parents=True)
+    check(tmp_path / "no_train", "no train/ sub-folder")
+    (tmp_path / "empty" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "empty" / "val" / "cat").mkdir(parents=True)
+    (tmp_path / "empty" / "train" / "cat" / "notes.txt").write_text("not an image")
+    check(tmp_path / "empty", "holds no images", "<class>/*.jpg")
+    make_subset(cifar10_dir, tmp_path / "no_eval", 1, splits=["train"])
+    check(tmp_path / "no_eval", "no evaluation split", "val/<class>/*")
+    make_subset(cifar10_dir, tmp_path / "extra", 1, splits=["train", "test"])
+    (tmp_path / "extra" / "test" / "zebra").mkdir()
+    shutil.copy(
+        next((cifar10_dir / "train" / "cat").iterdir()), tmp_path / "extra/test/zebra/z.jpg"
+    )
+    check(tmp_path / "extra", "zebra")
+
+
+def test_imagenet2012_manual_download_error(tmp_path):
+    with pytest.raises(ValueError, match=r"Received: dataset=imagenet2012$") as info:
+        data.dataset_info("imagenet2012", data_dir=str(tmp_path))
+    message = str(info.value)
+    assert f"{tmp_path}/downloads/manual/" in message
+    assert "ILSVRC2012_img_train.tar" in message and "ILSVRC2012_img_val.tar" in message
+    # Once the training archive is there, only the missing one is asked for.
+    (tmp_path / "downloads" / "manual").mkdir(parents=True)
+    (tmp_path / "downloads" / "manual" / "ILSVRC2012_img_train.tar").touch()
+    with pytest.raises(ValueError, match=r"put ILSVRC2012_img_val.tar \(from"):
+        data.dataset_info("imagenet2012", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(split="test"), r"Received: split='test'$"),
+        (dict(batch_size=0), r"Received: batch_size=0$"),
+        (dict(image_size=4), r"Received: image_size=4$"),
+        (dict(crop_fraction=1.5), r"Received: crop_fraction=1.5$"),
+        (dict(randaugment="strong"), r"Received: randaugment='strong'$"),
+    ],
+)
+def test_bad_arguments(cifar_small, kwargs, pattern):
+    args = dict(split="train", training=True, batch_size=4) | kwargs
+    with pytest.raises(ValueError, match=pattern):
+        data.make_dataset(f"folder:{cifar_small}", **args)
+
+
+def test_parse_randaugment():
+    assert data.parse_randaugment(None) is None
+    assert data.parse_randaugment(False) is None
+    assert data.parse_randaugment(True) == (2, 9.0)
+    assert data.parse_randaugment("rand-m7-n3") == (3, 7.0)
+    assert data.parse_randaugment("2,10") == (2, 10.0)
+    assert data.parse_randaugment((1, 5)) == (1, 5.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Folders
+
+
+def test_folder_info_and_labels(cifar_small):
+    info = data.dataset_info(f"folder:{cifar_small}")
+    assert info.class_names == tuple(CIFAR_CLASSES)
+    assert (info.num_classes, info.train_split, info.eval_split) == (10, "train", "test")
+    assert (info.num_train_examples, info.num_eval_examples) == (40, 20)
+
+    # The eval pipeline at the images' own size gives the decoded files, in order, each with
+    # the label of its folder.
+    ds = data.make_dataset(
+        f"folder:{cifar_small}", "eval", training=False, batch_size=8, image_size=32
+    )
+    images, labels = _all(ds)
+    assert images.dtype == np.float32 and images.shape == (20, 32, 32, 3)
+    assert labels.dtype == np.float32 and labels.shape == (20, 10)
+    # PIL decodes the files independently (its JPEG decoder differs by a few levels).
+    expected_images, expected_labels = load_image_folder(cifar_small / "test", 2)
+    np.testing.assert_array_equal(labels, np.eye(10)[expected_labels])
+    difference = np.abs(images - expected_images)
+    assert difference.max() <= 8 and difference.mean(axis=(1, 2, 3)).max() < 1.5
+
+
+def test_training_batches(cifar_small):
+    ds = data.make_dataset(
+        f"folder:{cifar_small}", "train", training=True, batch_size=16, image_size=32, seed=1
+    )
+    assert ds.element_spec[0].shape == (16, 32, 32, 3)  # static: drop_remainder for training
+    batches = list(ds.take(5))  # 80 images: the 40 repeat
+    for images, labels in batches:
+        images, labels = images.numpy(), labels.numpy()
+        assert images.dtype == np.float32 and 0 <= images.min() and images.max() <= 255
+        assert images.max() > 100  # 0-255, not 0-1
+        np.testing.assert_array_equal(labels.sum(-1), 1)
+    # Every class is seen: 4 images each in the first epoch.
+    first_epoch = np.concatenate([b[1].numpy() for b in batches])[:40]
+    np.testing.assert_array_equal(first_epoch.sum(0), 4)
+
+    ds = data.make_dataset(
+        f"folder:{cifar_small}",
+        "train",
+        training=True,
+        batch_size=16,
+        image_size=32,
+        one_hot=False,
+        repeat=False,
+        drop_remainder=False,
+    )
+    labels = np.concatenate([y.numpy() for _, y in ds])
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(np.bincount(labels), [4] * 10)
+
+
+def test_small_image_crop_is_a_window_of_the_padded_image(cifar_small):
+    """32x32 training images are random 32x32 windows of the image zero-padded by 4 (then
+    maybe flipped): checked pixel by pixel without colour jitter."""
+    originals, labels = _tf_load(cifar_small / "train", 4)
+    padded = np.pad(originals, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    ds = data.make_dataset(
+        f"folder:{cifar_small}",
+        "train",
+        training=True,
+        batch_size=8,
+        image_size=32,
+        seed=3,
+        color_jitter=0,
+        one_hot=False,
+    )
+    images, batch_labels = _all(ds.take(1))
+    shifts = set()
+    for image, label in zip(images, batch_labels, strict=True):
+        matches = [
+            (i, dy, dx)
+            for i in np.flatnonzero(labels == label)
+            for dy in range(9)
+            for dx in range(9)
+            for candidate in (image, image[:, ::-1])
+            if np.abs(padded[i, dy : dy + 32, dx : dx + 32] - candidate).max() <= 1.5
+        ]
+        assert matches, "a training image is not a window of a padded training image"
+        shifts.add(matches[0][1:])
+    assert len(shifts) > 1
+
+
+def test_eval_transform_matches_pil(imagenette_small):
+    """Resize the shorter side to floor(size / 0.875), cut the centre: as timm/torchvision.
+    Checked on real photos made portrait, landscape and square."""
+    paths = sorted((imagenette_small / "val").glob("*/*"))[:3]
+    size = 96
+    scale = int(size / 0.875)  # 109
+    for path, box in zip(paths, [(0, 0, 160, 120), (10, 0, 130, 160), None], strict=True):
+        with Image.open(path) as pil:
+            pil = pil.convert("RGB").crop(box) if box else pil.convert("RGB")
+        w, h = pil.size
+        new = (scale, int(scale * h / w)) if w <= h else (int(scale * w / h), scale)
+        resized = np.asarray(pil.resize(new, Image.BILINEAR), np.float32)
+        top, left = int(round((new[1] - size) / 2)), int(round((new[0] - size) / 2))
+        expected = resized[top : top + size, left : left + size]
+        out = data.eval_transform(np.asarray(pil), size, 0.875).numpy()
+        assert out.shape == (size, size, 3)
+        # TF's antialiased bilinear and PIL's differ by rounding only.
+        difference = np.abs(out - expected)
+        assert difference.mean() < 1.0 and np.percentile(difference, 99) < 6, (path, box)
+    # Images no larger than the output (CIFAR) are just resized.
+    small = tf.random.uniform([20, 24, 3], 0, 255)
+    np.testing.assert_allclose(
+        data.eval_transform(small, 32).numpy(),
+        tf.image.resize(small, [32, 32], antialias=True).numpy(),
+    )
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_imagenet_size_training(imagenette_small, cache):
+    """224x224 random-resized crops of 160-pixel JPEGs, decoded crop-only (cache=False) or
+    from decoded images in memory (cache=True); same seed, same batches."""
+
+    def batches(seed, randaugment=None):
+        ds = data.make_dataset(
+            f"folder:{imagenette_small}",
+            "train",
+            training=True,
+            batch_size=6,
+            image_size=224,
+            seed=seed,
+            cache=cache,
+            randaugment=randaugment,
+        )
+        return _all(ds.take(2))
+
+    images, labels = batches(0)
+    assert images.shape == (12, 224, 224, 3) and labels.shape == (12, 10)
+    assert 0 <= images.min() and images.max() <= 255
+    again, labels_again = batches(0)
+    np.testing.assert_array_equal(images, again)
+    np.testing.assert_array_equal(labels, labels_again)
+    other, _ = batches(1)
+    assert np.abs(images - other).mean() > 10
+    augmented, _ = batches(0, randaugment=(2, 9))
+    assert augmented.shape == images.shape and 0 <= augmented.min() and augmented.max() <= 255
+    assert np.abs(images - augmented).mean() > 1
+
+
+def test_random_resized_crop_windows():
+    """Crop windows cover 8%-100% of the image with aspect ratios 3/4-4/3, spread over that
+    range (the Inception / timm RandomResizedCrop distribution)."""
+    areas, ratios = [], []
+    for i in range(300):
+        begin, size = data._crop_window(tf.constant([160, 200, 3]), tf.constant([i, 7]))
+        (top, left, _), (h, w, _) = begin.numpy(), size.numpy()
+        assert top >= 0 and left >= 0 and top + h <= 160 and left + w <= 200
+        areas.append(h * w / (160 * 200))
+        ratios.append(w / h)
+    assert 0.075 <= min(areas) < 0.15 and max(areas) > 0.85
+    assert min(ratios) > 0.7 and max(ratios) < 1.42 and np.std(ratios) > 0.1
+
+
+def test_randaugment_equalize_matches_pil(cifar_small):
+    path = sorted((cifar_small / "train" / "ship").iterdir())[0]
+    with Image.open(path) as pil:
+        expected = np.asarray(ImageOps.equalize(pil.convert("RGB")), np.float32)
+        image = np.asarray(pil.convert("RGB"), np.float32)
+    np.testing.assert_array_equal(data._equalize(tf.constant(image)).numpy(), expected)
+    # Every one of the 14 operations keeps the shape and the 0-255 range.
+    outputs = [
+        data._randaugment(tf.constant(image), tf.constant([i, 0]), 1, 9).numpy() for i in range(40)
+    ]
+    assert all(o.shape == image.shape and 0 <= o.min() and o.max() <= 255 for o in outputs)
+    assert len({_digest(o) for o in outputs}) > 10
+
+
+def test_sharding_partitions_the_files(cifar_small):
+    def shard(i, n):
+        context = tf.distribute.InputContext(n, i, n)
+        ds = data.make_dataset(
+            f"folder:{cifar_small}",
+            "train",
+            training=False,
+            batch_size=64,
+            image_size=32,
+            input_context=context,
+            one_hot=False,
+        )
+        images, labels = _all(ds)
+        return {_digest(x) for x in images}, labels
+
+    everything, _ = shard(0, 1)
+    first, labels_0 = shard(0, 2)
+    second, labels_1 = shard(1, 2)
+    assert len(everything) == 40 and len(first) == len(second) == 20
+    assert not first & second and first | second == everything
+    np.testing.assert_array_equal(np.bincount(labels_0), [2] * 10)  # classes stay balanced
+
+
+def test_corrupt_files_are_skipped_with_a_warning(cifar_small, tmp_path, capfd):
+    root = make_subset(cifar_small, tmp_path / "data", 2)
+    good = next((root / "train" / "cat").iterdir()).read_bytes()
+    bad = {
+        "text.jpg": b"this is not an image",
+        "empty.png": b"",
+        "truncated.jpg": good[: len(good) // 2],
+        "garbage.jpg": good[:20] + bytes(range(256)) * 2,
+    }
+    for name, contents in bad.items():
+        (root / "train" / "cat" / name).write_bytes(contents)
+    (root / "train" / "dog" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    capfd.readouterr()
+    for cache in (True, False):
+        ds = data.make_dataset(
+            f"folder:{root}",
+            "train",
+            training=True,
+            batch_size=1,
+            image_size=32,
+            cache=cache,
+            repeat=False,
+            one_hot=False,
+        )
+        labels = np.concatenate([y.numpy() for _, y in ds])
+        np.testing.assert_array_equal(np.bincount(labels), [2] * 10)  # the 20 good images
+        err = capfd.readouterr().err
+        for name in bad:
+            assert f'skipping "{root / "train" / "cat" / name}"' in err, err
+
+
+def test_folder_changes_are_seen(cifar_small, tmp_path):
+    """Folder listings are remembered between calls, but not past a change to a class folder."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    assert data.dataset_info(f"folder:{root}").num_train_examples == 10
+    shutil.copy(next((root / "train" / "cat").iterdir()), root / "train" / "cat" / "copy.jpg")
+    assert data.dataset_info(f"folder:{root}").num_train_examples == 11
+
+
+def test_check_cli(cifar_small, tmp_path, capfd):
+    """`python -m training.data folder:PATH --check` names the files training would skip."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    (root / "test" / "dog" / "broken.jpg").write_bytes(b"<html>404</html>")
+    assert data.main([f"folder:{root}", "--check"]) == 0
+    out, err = capfd.readouterr()
+    assert "10 classes (airplane, automobile, bird" in out
+    assert "train: 10 of 10 images decode" in out and "eval: 10 of 11 images decode" in out
+    assert "1 image(s) cannot be decoded" in out
+    assert f'skipping "{root / "test" / "dog" / "broken.jpg"}"' in err
+    assert data.main([f"folder:{tmp_path / 'nothing'}"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: The image folder") and "Traceback" not in "".join(err)
+
+
+def test_decoded_cache_is_automatic_for_small_data(cifar_small):
+    def graph(cache):
+        ds = data.make_dataset(
+            f"folder:{cifar_small}",
+            "eval",
+            training=False,
+            batch_size=4,
+            image_size=32,
+            cache=cache,
+        )
+        return tf.raw_ops.DatasetToGraphV2(input_dataset=ds._variant_tensor).numpy()
+
+    assert b"CacheDataset" in graph(None)  # 40 KB of decoded images
+    assert b"CacheDataset" not in graph(False)
+
+
+# ------------------------------------------------------------------------------------------------
+# TFDS (offline: a builder of our own over the CIFAR subset)
+
+
+class GhostnetTestImages(tfds.core.GeneratorBasedBuilder):
+    """10 classes of CIFAR-10 JPEGs from ``SOURCE`` (set by the fixture)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    SOURCE = None
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(32, 32, 3)),
+                    "label": tfds.features.ClassLabel(names=CIFAR_CLASSES),
+                }
+            ),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        root = pathlib.Path(self.SOURCE)
+        return {
+            "train": self._generate_examples(root / "train"),
+            "test": self._generate_examples(root / "test"),
+        }
+
+    def _generate_examples(self, folder):
+        for path in sorted(folder.glob("*/*.jpg")):
+            yield f"{path.parent.name}/{path.name}", {"image": str(path), "label": path.parent.name}
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(cifar_small, tmp_path_factory):
+    GhostnetTestImages.SOURCE = str(cifar_small)
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+def test_tfds_dataset(tfds_dir, cifar_small):
+    info = data.dataset_info("ghostnet_test_images", data_dir=tfds_dir)
+    assert info.class_names == tuple(CIFAR_CLASSES)
+    assert (info.train_split, info.eval_split) == ("train", "test")
+    assert (info.num_train_examples, info.num_eval_examples) == (40, 20)
+
+    # Every eval image is one of the test files of its class.
+    originals, original_labels = _tf_load(cifar_small / "test", 2)
+    by_class = {}
+    for image, label in zip(originals, original_labels, strict=True):
+        by_class.setdefault(int(label), []).append(image)
+    ds = data.make_dataset(
+        "ghostnet_test_images",
+        "eval",
+        training=False,
+        batch_size=8,
+        image_size=32,
+        data_dir=tfds_dir,
+        one_hot=False,
+    )
+    images, labels = _all(ds)
+    assert images.shape == (20, 32, 32, 3) and labels.dtype == np.int32
+    for image, label in zip(images, labels, strict=True):
+        assert min(np.abs(image - o).max() for o in by_class[int(label)]) <= 1.5
+
+    def train(seed, context=None):
+        ds = data.make_dataset(
+            "ghostnet_test_images",
+            "train",
+            training=True,
+            batch_size=8,
+            image_size=32,
+            data_dir=tfds_dir,
+            seed=seed,
+            input_context=context,
+        )
+        return _all(ds.take(2))
+
+    first, first_labels = train(5)
+    assert first.shape == (16, 32, 32, 3) and first_labels.shape == (16, 10)
+    again, again_labels = train(5)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first_labels, again_labels)
+
+    # Two input pipelines read disjoint halves.
+    halves = []
+    for i in range(2):
+        ds = data.make_dataset(
+            "ghostnet_test_images",
+            "eval",
+            training=False,
+            batch_size=32,
+            image_size=32,
+            data_dir=tfds_dir,
+            input_context=tf.distribute.InputContext(2, i, 2),
+        )
+        halves.append({_digest(x) for x in _all(ds)[0]})
+    assert len(halves[0]) == len(halves[1]) == 10 and not halves[0] & halves[1]
+    assert halves[0] | halves[1] == {_digest(x) for x in images}
+
+
+def test_module_does_not_import_keras():
+    """data.py also runs in the tf_keras (TF_USE_LEGACY_KERAS=1) QAT subprocess: it must not
+    pull in Keras 3 or our models there."""
+    code = (
+        "import sys; import training.data; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'ghostnet_keras')))"
+    )
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,224 @@
+"""The export-graph rewrite, the op census, XNNPACK delegation and the benchmark CLI.
+
+Properties, never timings: the rewritten graph computes the same function as the Keras
+model; the converted C-GhostNet-1.0 runs every op in XNNPACK (float32 and int8) and its int8
+file stays within 1.15 bytes per parameter.
+"""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import ghostnet_keras
+
+from conftest import ROOT, load_image_folder
+
+pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT (ai-edge-litert) is needed")
+
+from tflite import benchmark, optimize  # noqa: E402
+from tflite.convert import convert_model  # noqa: E402
+
+
+def _randomize_batch_norms(model, seed=0):
+    """Non-trivial BN statistics, so that folding them is really tested."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, n),
+                    rng.normal(0.0, 0.2, n),
+                    rng.normal(0.0, 0.2, n),
+                    rng.uniform(0.5, 1.5, n),
+                ]
+            )
+
+
+def _run_tflite(flatbuffer, x):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
+    interpreter.allocate_tensors()
+    out = []
+    for image in x:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.invoke()
+        out.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
+    return np.stack(out)
+
+
+@pytest.mark.parametrize(
+    "builder,shape",
+    [
+        (ghostnet_keras.GhostNet050, (64, 64, 3)),
+        (ghostnet_keras.GhostNet100, (96, 96, 3)),
+        (ghostnet_keras.GhostNet130, (64, 64, 3)),
+        (ghostnet_keras.GGhostNet050, (32, 32, 3)),
+    ],
+)
+def test_export_graph_is_equivalent(builder, shape):
+    keras.utils.set_random_seed(0)
+    model = builder(input_shape=shape, classifier_activation=None)
+    _randomize_batch_norms(model)
+    exported = optimize.export_graph(model)
+    kinds = {type(layer).__name__ for layer in exported.layers}
+    # The rewrites applied: no normalisation, no BN left; weights untouched in the original.
+    assert "Normalization" not in kinds and "BatchNormalization" not in kinds
+    assert "PadWithValues" in kinds
+    assert exported.input_shape == (1, *shape)
+    x = np.random.default_rng(1).uniform(0, 255, (2, *shape)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    got = np.concatenate([keras.ops.convert_to_numpy(exported(x[i : i + 1])) for i in range(2)])
+    scale = np.abs(expected).max()
+    assert scale > 0.1
+    np.testing.assert_allclose(got, expected, atol=1e-5 * max(1.0, scale), rtol=0)
+
+
+def test_export_graph_keeps_a_plain_model_and_rejects_non_functional():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Flatten()(x))
+    exported = optimize.export_graph(model)
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(exported(x), model(x), atol=1e-6)
+    with pytest.raises(ValueError, match="Received: model="):
+        optimize.export_graph("ghostnet_100")
+    with pytest.raises(ValueError, match="Received: rewrites='stem'"):
+        optimize.export_graph(model, rewrites="stem")
+
+
+def _tiny_model():
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, x)
+
+
+def test_op_census_of_a_known_model():
+    keras.utils.set_random_seed(0)
+    flatbuffer = convert_model(_tiny_model())
+    census = benchmark.op_census(flatbuffer)
+    assert census == {
+        "CONV_2D": 1,
+        "DEPTHWISE_CONV_2D": 1,
+        "MEAN": 1,
+        "FULLY_CONNECTED": 1,
+        "SOFTMAX": 1,
+    }
+    d = benchmark.delegation(flatbuffer)
+    assert (d["delegated"], d["total"], d["partitions"]) == (5, 5, 1)
+    with pytest.raises(ValueError, match="Not a TFLite model"):
+        benchmark.op_census(b"not a flatbuffer at all")
+
+
+def test_profile_segments_cut_a_residual_model_at_its_adds():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 4))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.Add()([x, keras.layers.Conv2D(4, 1)(x)])
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    flatbuffer = convert_model(keras.Model(inputs, x))
+    parts = benchmark.truncated_models(flatbuffer)
+    assert [dict(segment) for _, segment, _ in parts] == [
+        {"CONV_2D": 2, "ADD": 1},
+        {"DEPTHWISE_CONV_2D": 1},
+    ]
+    first = _run_tflite(parts[0][2], np.ones((1, 16, 16, 4), "float32"))
+    assert first.shape == (1, 16, 16, 4)
+    rows = benchmark.profile_segments(flatbuffer, runs=3)
+    assert len(rows) == 2 and rows[-1]["cumulative_ms"] > 0
+
+
+def test_float_softmax_delegates_the_int8_softmax():
+    keras.utils.set_random_seed(0)
+    model = _tiny_model()
+    images = np.random.default_rng(0).uniform(0, 255, (20, 16, 16, 3)).astype("float32")
+    for io in ("float", "int8"):
+        flatbuffer = convert_model(model, quantize="int8", io=io, representative_images=images)
+        before = benchmark.delegation(flatbuffer)
+        assert before["not_delegated"] == {"SOFTMAX": 1}  # XNNPACK has no int8 softmax
+        rewritten = optimize.float_softmax(flatbuffer)
+        after = benchmark.delegation(rewritten)
+        assert after["delegated"] == after["total"] and after["partitions"] == 1
+        x = images[:4] if io == "float" else (images[:4] - 128).astype("int8")
+        a, b = _run_tflite(flatbuffer, x), _run_tflite(rewritten, x)
+        assert a.dtype == b.dtype
+        scale = 1.0 if io == "float" else 256.0
+        np.testing.assert_allclose(b / scale, a / scale, atol=1.5 / 256)
+
+
+@pytest.fixture(scope="module")
+def ghostnet100_real_images(imagenette_dir):
+    images, _ = load_image_folder(imagenette_dir / "train", 2, size=224)
+    return images
+
+
+@pytest.fixture(scope="module")
+def ghostnet100():
+    keras.utils.set_random_seed(0)
+    model = ghostnet_keras.GhostNet100()
+    _randomize_batch_norms(model)
+    return model
+
+
+def test_ghostnet100_float32_fully_delegated_and_equal(ghostnet100, ghostnet100_real_images):
+    flatbuffer = benchmark.convert_for_benchmark(ghostnet100, "none")
+    d = benchmark.delegation(flatbuffer)
+    assert d["delegated"] == d["total"] and d["partitions"] == 1, d
+    census = benchmark.op_census(flatbuffer)
+    assert "SUB" not in census and "MINIMUM" not in census  # normalisation and gate folded
+    x = ghostnet100_real_images[:4]
+    expected = keras.ops.convert_to_numpy(ghostnet100(x, training=False))
+    np.testing.assert_allclose(_run_tflite(flatbuffer, x), expected, atol=1e-4, rtol=0)
+
+
+def test_ghostnet100_int8_fully_delegated_and_small(ghostnet100, ghostnet100_real_images):
+    flatbuffer = benchmark.convert_for_benchmark(
+        ghostnet100, "int8", calibration=ghostnet100_real_images
+    )
+    d = benchmark.delegation(flatbuffer)
+    assert d["delegated"] == d["total"] and d["partitions"] == 1, d
+    params = ghostnet_keras.profile(ghostnet100)["params"]
+    assert len(flatbuffer) <= 1.15 * params, (len(flatbuffer), params)
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tflite.benchmark", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_times_a_tiny_model_and_prints_the_table(tmp_path):
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(convert_model(_tiny_model()))
+    result = _cli(str(path), str(path), "--runs=5", "--warmup=1", "--census")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("| model | quantization | MACs") for line in lines)
+    rows = [line for line in lines if line.startswith("| tiny.tflite |")]
+    assert len(rows) == 2 and all("| 5/5 |" in row for row in rows)
+    assert "tiny.tflite ((file)): CONV_2D 1" in result.stdout
+
+
+def test_cli_rejects_a_file_that_is_not_tflite(tmp_path):
+    path = tmp_path / "notes.tflite"
+    path.write_text("hello, this is not a model")
+    result = _cli(str(path))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Not a TFLite model") and "notes.tflite" in last
+    result = _cli("no_such_model")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Not a .tflite file")

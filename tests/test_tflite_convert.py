@@ -1,0 +1,359 @@
+"""`tflite.convert`: batch-1 builtin-op `.tflite` files that agree with Keras on real images.
+
+Bounds (measured on this machine in brackets, asserted with margin):
+- float32: max |difference| <= 1e-4 on the logits of an ImageNet-shape C-GhostNet-1.0
+  (2.6e-6) and on the probabilities of the trained CIFAR-10 C-GhostNet-0.5 (1.4e-6);
+- float16 weights: max |difference| of the probabilities <= 2e-2 (7.2e-3), top-1
+  agreement >= 98% (100%);
+- dynamic-range int8 weights: max |difference| <= 1e-1 (1.9e-2), agreement >= 95% (99.4%);
+- full-integer int8 (float or raw uint8 io): test accuracy at most 3 points below the float
+  model's (30.0% vs 29.6%), top-1 agreement >= 85% (90.6%; the model is at 30-40% accuracy
+  with unconfident predictions, which int8 noise flips more easily than a well-trained
+  model's).
+"""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import ghostnet_keras
+
+from conftest import ROOT, load_image_folder, make_subset
+
+pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter (ai-edge-litert) is needed")
+
+from tflite import convert, evaluate  # noqa: E402
+
+FLOAT32_ATOL = 1e-4
+FLOAT16_ATOL = 2e-2
+DYNAMIC_ATOL = 1e-1
+INT8_ACCURACY_DROP = 0.03
+
+
+def _predict(flatbuffer, images):
+    return evaluate.TFLiteClassifier(flatbuffer).predict(images)
+
+
+def _assert_mobile_ready(flatbuffer, input_dtype="float32", integer_only=False):
+    """Batch-1 input of the given type; builtin ops only (no Flex/custom ops)."""
+    classifier = evaluate.TFLiteClassifier(flatbuffer)
+    assert list(classifier.input["shape"])[0] == 1
+    assert list(classifier.input.get("shape_signature", classifier.input["shape"]))[0] == 1
+    assert classifier.input_dtype == np.dtype(input_dtype)
+    ops = convert.list_ops(flatbuffer)
+    assert ops
+    assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")], ops
+    if integer_only:
+        assert "DEQUANTIZE" not in ops, ops
+
+
+def _data_initialised(model, images):
+    """Sets every BatchNormalization's moving statistics to those of ``images``, so that a
+    randomly initialised network has activations and outputs of a realistic scale (with the
+    initial statistics they shrink layer by layer to ~1e-4)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(images, training=True)
+    return model
+
+
+@pytest.fixture(scope="module")
+def cifar_test(cifar10_arrays):
+    _, _, x_test, y_test = cifar10_arrays
+    return x_test, y_test
+
+
+@pytest.fixture(scope="module")
+def cifar_calibration(cifar10_arrays):
+    """200 training images spread over the 10 classes (the arrays are sorted by class)."""
+    x_train = cifar10_arrays[0]
+    return x_train[:: len(x_train) // 200][:200]
+
+
+def test_float32_imagenet_ghostnet_matches_keras_on_imagenette(imagenette_dir):
+    keras.utils.set_random_seed(0)
+    model = ghostnet_keras.create_model("ghostnet_100", classifier_activation=None)
+    _data_initialised(model, load_image_folder(imagenette_dir / "train", 2, size=224)[0])
+    images, _ = load_image_folder(imagenette_dir / "val", 2, size=224)
+    flatbuffer = convert.convert_model(model)
+    _assert_mobile_ready(flatbuffer)
+    expected = model.predict(images, verbose=0)
+    assert np.abs(expected).max() > 0.5  # logits on a scale where 1e-4 means something
+    got = _predict(flatbuffer, images)
+    print(f"MEASURED ghostnet_100 224 float32: max|diff| {np.abs(got - expected).max():.3g}")
+    np.testing.assert_allclose(got, expected, atol=FLOAT32_ATOL, rtol=0)
+
+
+def test_float_exports_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test):
+    model, _, _ = trained_cifar_ghostnet
+    x_test, _ = cifar_test
+    expected = model.predict(x_test, verbose=0)
+    for quantize, atol, agreement in (
+        ("none", FLOAT32_ATOL, 1.0),
+        ("float16", FLOAT16_ATOL, 0.98),
+        ("dynamic", DYNAMIC_ATOL, 0.95),
+    ):
+        flatbuffer = convert.convert_model(model, quantize=quantize)
+        _assert_mobile_ready(flatbuffer)
+        got = _predict(flatbuffer, x_test)
+        diff, agree = np.abs(got - expected).max(), (got.argmax(1) == expected.argmax(1)).mean()
+        print(f"MEASURED cifar {quantize}: max|diff| {diff:.3g}, agreement {agree:.3f}")
+        assert diff <= atol, quantize
+        assert agree >= agreement, quantize
+
+
+def test_int8_keeps_accuracy_of_trained_cifar_model(
+    trained_cifar_ghostnet, cifar_test, cifar_calibration
+):
+    model, _, float_accuracy = trained_cifar_ghostnet
+    x_test, y_test = cifar_test
+    assert float_accuracy > 0.2  # the float model learnt something (chance: 10%)
+    expected = model.predict(x_test, verbose=0).argmax(1)
+    flatbuffer = convert.convert_model(
+        model, quantize="int8", representative_images=cifar_calibration
+    )
+    _assert_mobile_ready(flatbuffer)
+    got = _predict(flatbuffer, x_test).argmax(1)
+    print(
+        f"MEASURED cifar int8 float io: accuracy {(got == y_test).mean():.3f} (float "
+        f"{float_accuracy:.3f}), agreement {(got == expected).mean():.3f}"
+    )
+    assert (got == y_test).mean() >= float_accuracy - INT8_ACCURACY_DROP
+    assert (got == expected).mean() >= 0.85
+
+
+def test_int8_uint8_io_takes_raw_pixels(trained_cifar_ghostnet, cifar_test, cifar_calibration):
+    model, _, float_accuracy = trained_cifar_ghostnet
+    x_test, y_test = cifar_test
+    flatbuffer = convert.convert_model(
+        model,
+        quantize="int8",
+        io="uint8",
+        representative_images=iter(cifar_calibration),
+        num_calibration=100,
+    )
+    _assert_mobile_ready(flatbuffer, "uint8", integer_only=True)
+    classifier = evaluate.TFLiteClassifier(flatbuffer)
+    assert classifier.input["quantization"] == (1.0, 0)
+    assert np.dtype(classifier.output["dtype"]) == np.uint8
+    # Raw pixels straight into the interpreter, no scaling: the normalisation is in the graph.
+    interpreter = classifier.interpreter
+    raw = []
+    for image in x_test[:50].astype("uint8"):
+        interpreter.set_tensor(classifier.input["index"], image[None])
+        interpreter.invoke()
+        raw.append(interpreter.get_tensor(classifier.output["index"])[0].argmax())
+    expected = model.predict(x_test, verbose=0).argmax(1)
+    assert (np.array(raw) == expected[:50]).mean() >= 0.85
+    got = classifier.predict(x_test).argmax(1)
+    print(
+        f"MEASURED cifar int8 uint8 io: accuracy {(got == y_test).mean():.3f} (float "
+        f"{float_accuracy:.3f}), agreement {(got == expected).mean():.3f}"
+    )
+    assert (got == y_test).mean() >= float_accuracy - INT8_ACCURACY_DROP
+    assert (got == expected).mean() >= 0.85
+
+
+def test_convert_argument_errors():
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(ValueError, match=r"Received: quantize='int4'"):
+        convert.convert_model(model, quantize="int4")
+    with pytest.raises(ValueError, match=r"Received: io='int8'"):
+        convert.convert_model(model, io="int8")
+    with pytest.raises(ValueError, match=r"Received: representative_images=None"):
+        convert.convert_model(model, quantize="int8")
+    with pytest.raises(ValueError, match=r"Received: image shape=\(2, 64, 64, 3\)"):
+        convert.convert_model(
+            model, quantize="int8", representative_images=np.zeros((2, 64, 64, 3))
+        )
+    dynamic = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(ValueError, match=r"no fixed input size"):
+        convert.convert_model(dynamic)
+
+
+def test_select_tf_ops_are_named():
+    # A model whose op has no TFLite builtin kernel: conversion must fail and name it.
+    class Bitcount(keras.layers.Layer):
+        def call(self, x):
+            import tensorflow as tf
+
+            return tf.cast(tf.raw_ops.PopulationCount(x=tf.cast(x, tf.int32)), tf.float32)
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, Bitcount()(inputs))
+    with pytest.raises(ValueError, match=r"PopulationCount"):
+        convert.convert_model(model)
+
+
+# Registry-wide conversion: float32 and int8 at small inputs. Most models take minutes
+# together, so only one runs by default: a RegNetX with grouped convolutions (G-Ghost
+# RegNetX-3.2GF; C-GhostNet-0.5 is converted above); `-m slow` runs every model.
+_DEFAULT_REGISTRY = ("g_ghost_regnetx_032",)
+
+
+def _registry_param(name):
+    marks = () if name in _DEFAULT_REGISTRY else (pytest.mark.slow,)
+    return pytest.param(name, marks=marks)
+
+
+@pytest.mark.parametrize("name", [_registry_param(n) for n in ghostnet_keras.list_models()])
+def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
+    size = 32 if ("cifar" in name or name.endswith(("56", "56_nomix"))) else 64
+    keras.utils.set_random_seed(0)
+    model = ghostnet_keras.create_model(
+        name, input_shape=(size, size, 3), classes=10, classifier_activation=None
+    )
+    _data_initialised(model, load_image_folder(imagenette_dir / "train", 1, size=size)[0])
+    images, _ = load_image_folder(imagenette_dir / "val", 1, size=size)
+    flatbuffer = convert.convert_model(model)
+    _assert_mobile_ready(flatbuffer)
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(
+        _predict(flatbuffer, images), expected, atol=FLOAT32_ATOL * max(1, np.abs(expected).max())
+    )
+    quantized = convert.convert_model(
+        model, quantize="int8", io="uint8", representative_images=images
+    )
+    _assert_mobile_ready(quantized, "uint8", integer_only=True)
+    # Random weights, so no accuracy: the int8 logits must follow the float ones (a random
+    # network quantizes worse than a trained one: correlation 0.89 for G-Ghost RegNetX-3.2GF).
+    got = _predict(quantized, images)
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.7
+
+
+# Command lines.
+
+
+def _run(module, *args):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+
+
+def test_convert_and_evaluate_command_lines(trained_cifar_ghostnet, cifar10_dir, tmp_path):
+    _, path, _ = trained_cifar_ghostnet
+    data = make_subset(cifar10_dir, tmp_path / "cifar", 10)  # train/ and test/, 100 images each
+    output = tmp_path / "out" / "cifar_int8.tflite"
+    output.parent.mkdir()
+    result = _run(
+        "tflite.convert",
+        f"--model={path}",
+        "--quantize=int8",
+        "--io=uint8",
+        f"--calibration_data=folder:{data}",
+        "--num_calibration=100",
+        "--check_images=100",
+        f"--output={output}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Calibrating on 100 images" in result.stdout
+    assert "Check against Keras on 100 images" in result.stdout
+    assert sorted(p.name for p in output.parent.iterdir()) == ["cifar_int8.tflite"]
+    _assert_mobile_ready(output.read_bytes(), "uint8", integer_only=True)
+    agreement = float(result.stdout.split("top-1 agreement with keras: ")[1].split("%")[0])
+    assert agreement >= 85
+
+    result = _run(
+        "tflite.evaluate",
+        f"--tflite={output}",
+        f"--data=folder:{data}",
+        f"--keras_model={path}",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    assert lines["images"] == "100"
+    assert float(lines["top-1 agreement with keras"].rstrip("%")) == agreement
+    assert float(lines["top-1"].rstrip("%")) >= float(lines["keras top-1"].rstrip("%")) - 5
+
+
+def _bad_inputs(tmp_path):
+    """(arguments, what the error line must contain) for bad command lines."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    junk = tmp_path / "junk" / "cat"
+    junk.mkdir(parents=True)
+    (junk / "notes.txt").write_text("not an image")
+    (junk / "photo.jpg").write_text("not a JPEG either")
+    fake = tmp_path / "fake.tflite"
+    fake.write_bytes(b"\x00" * 64 + b"not a flatbuffer")
+    small = tmp_path / "small.keras"
+    keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
+    ).save(small)
+    out = f"--output={tmp_path / 'x.tflite'}"
+    return [
+        (("tflite.convert", "--model=ghostnet_10", out), "Received: name='ghostnet_10'"),
+        (
+            ("tflite.convert", "--model=ghostnet_050", "--quantize=int4", out),
+            "Received: quantize='int4'",
+        ),
+        (
+            (
+                "tflite.convert",
+                "--model=ghostnet_050",
+                "--quantize=int8",
+                f"--calibration_data=folder:{tmp_path / 'missing'}",
+                out,
+            ),
+            "does not exist",
+        ),
+        (
+            (
+                "tflite.convert",
+                f"--model={small}",
+                "--quantize=int8",
+                f"--calibration_data=folder:{empty}",
+                out,
+            ),
+            "holds no images",
+        ),
+        (
+            (
+                "tflite.convert",
+                f"--model={small}",
+                "--quantize=int8",
+                f"--calibration_data=folder:{junk.parent}",
+                out,
+            ),
+            "None of the image files could be decoded",
+        ),
+        (
+            ("tflite.convert", f"--model={small}", "--image_size=64", out),
+            "Received: image_size=64",
+        ),
+        (
+            ("tflite.evaluate", f"--tflite={fake}", f"--data=folder:{junk.parent}"),
+            "not a TFLite model",
+        ),
+    ]
+
+
+def test_bad_input_is_one_line_and_non_zero_exit(tmp_path):
+    cases = _bad_inputs(tmp_path)
+    # Start them all, then wait: each one spends most of its time importing TensorFlow.
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args, _ in cases
+    ]
+    for (args, expected), process in zip(cases, processes, strict=True):
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode != 0, args
+        assert "Traceback" not in stderr, (args, stderr)
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("error: "), (args, last)
+        assert expected in last, (args, last)
+        assert "\n" not in last

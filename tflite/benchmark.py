@@ -1,0 +1,551 @@
+"""Single-thread, batch-1 latency of `.tflite` models with the LiteRT interpreter, side by side.
+
+    python -m tflite.benchmark ghostnet_100 --peers --quantize=none,int8 \\
+        --calibration_data=folder:/data/imagenette --runs=200
+    python -m tflite.benchmark model.tflite other.tflite --runs=100
+
+Each argument is a `.tflite` file or a registry model name. Registry models (and, with
+``--peers``, keras.applications MobileNetV2-1.0 and MobileNetV3-Large-0.75/1.0, all taking
+0-255 RGB input with the normalisation in the graph) are converted here the same way:
+``tflite.optimize.export_graph`` (an equivalent graph that converts to fewer, fused ops),
+``tflite.convert.convert_model`` with the same quantization and the same real calibration
+images, then ``tflite.optimize.float_softmax``. ``--nooptimize`` skips the two rewrites.
+
+Timing: one LiteRT ``Interpreter`` per model (``num_threads`` threads, XNNPACK, its default
+delegate), ``--warmup`` invocations each, then ``--runs`` rounds in which every model is
+invoked once in turn (round robin, so that noise from other processes on the machine hits
+every model alike). The table shows the median and the 10th percentile in milliseconds and
+their ratios to the first row of the same quantization (the first peer, MobileNetV2-1.0,
+with ``--peers``). On a loaded machine the 10th percentile is the steadier estimate of the
+uncontended latency: preemption inflates the median of the longer-running models more.
+
+Delegation: the interpreter lists the model's nodes and, after them, one ``DELEGATE`` node
+per partition that XNNPACK took; each partition is the set of nodes between the partition's
+inputs and outputs, found by walking back from its outputs. Nodes in no partition run on
+the reference CPU kernels. ``delegation()`` reports both counts and the ops left out.
+"""
+
+import collections
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PEERS = ("mobilenet_v2_100", "mobilenet_v3_large_075", "mobilenet_v3_large_100")
+# ImageNet top-1 (%) as published: the GhostNet paper (Table 8) and the keras.applications
+# documentation for the MobileNets.
+PUBLISHED_TOP1 = {
+    "ghostnet_050": 66.2,
+    "ghostnet_100": 73.9,
+    "ghostnet_130": 75.7,
+    "mobilenet_v2_100": 71.8,
+    "mobilenet_v3_large_075": 73.3,
+    "mobilenet_v3_large_100": 75.2,
+}
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+TFLITE_MAGIC = b"TFL3"
+
+
+def peer_model(name, input_shape=(224, 224, 3)):
+    """A keras.applications MobileNet taking 0-255 RGB with its normalisation in the graph.
+
+    ``mobilenet_v2_100`` (MobileNetV2, alpha 1.0, with a ``Rescaling(1/127.5, offset=-1)``
+    in front as its ``preprocess_input``), ``mobilenet_v3_large_075`` and
+    ``mobilenet_v3_large_100`` (MobileNetV3Large, ``include_preprocessing=True``). Random
+    weights: latency does not depend on them.
+    """
+    import keras
+
+    if name == "mobilenet_v2_100":
+        inputs = keras.Input(input_shape, name="input_layer")
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocessing")(inputs)
+        return keras.applications.MobileNetV2(
+            alpha=1.0, weights=None, input_tensor=x, name="mobilenet_v2_100"
+        )
+    alphas = {"mobilenet_v3_large_075": 0.75, "mobilenet_v3_large_100": 1.0}
+    if name in alphas:
+        return keras.applications.MobileNetV3Large(
+            input_shape=input_shape,
+            alpha=alphas[name],
+            weights=None,
+            include_preprocessing=True,
+            name=name,
+        )
+    raise ValueError(f"Unknown peer model; choose from {', '.join(PEERS)}. Received: name={name!r}")
+
+
+def _schema():
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return schema, flatbuffer_utils, names
+
+
+def check_tflite(content, source="model"):
+    """Raises a ``ValueError`` unless ``content`` looks like a TFLite flatbuffer."""
+    if len(content) < 8 or content[4:8] != TFLITE_MAGIC:
+        raise ValueError(
+            f"Not a TFLite model (no 'TFL3' flatbuffer identifier). Received: model={source!r}"
+        )
+
+
+def op_census(flatbuffer):
+    """Counts the ops of a `.tflite` model by name, read from the flatbuffer itself.
+
+    Returns:
+        A ``collections.Counter`` such as ``{"CONV_2D": 53, "DEPTHWISE_CONV_2D": 41, ...}``
+        over every subgraph (custom ops count under their custom name).
+    """
+    check_tflite(bytes(flatbuffer[:8]))
+    schema, flatbuffer_utils, names = _schema()
+    model = schema.Model.GetRootAs(bytes(flatbuffer), 0)
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        codes.append(custom.decode() if custom else names.get(builtin, str(builtin)))
+    census = collections.Counter()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for i in range(graph.OperatorsLength()):
+            census[codes[graph.Operators(i).OpcodeIndex()]] += 1
+    return census
+
+
+def _interpreter(flatbuffer, num_threads=1):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def delegation(flatbuffer, num_threads=1, interpreter=None):
+    """How many ops of the model the XNNPACK delegate runs.
+
+    Returns:
+        A dict: ``delegated`` and ``total`` (op counts), ``partitions`` (delegate kernels)
+        and ``not_delegated`` (a ``Counter`` of the ops left to the reference kernels).
+    """
+    interpreter = interpreter or _interpreter(flatbuffer, num_threads)
+    nodes = interpreter._get_ops_details()
+    model_ops = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    producer = {int(t): n["index"] for n in model_ops for t in n["outputs"]}
+    by_index = {n["index"]: n for n in nodes}
+    covered = set()
+    for delegate in delegates:
+        boundary = {int(t) for t in delegate["inputs"]}
+        stack, seen = [int(t) for t in delegate["outputs"]], set()
+        while stack:
+            tensor = stack.pop()
+            if tensor in boundary or tensor in seen or tensor not in producer:
+                continue
+            seen.add(tensor)
+            covered.add(producer[tensor])
+            stack.extend(int(t) for t in by_index[producer[tensor]]["inputs"] if t >= 0)
+    left = collections.Counter(n["op_name"] for n in model_ops if n["index"] not in covered)
+    return {
+        "delegated": len(covered),
+        "total": len(model_ops),
+        "partitions": len(delegates),
+        "not_delegated": left,
+    }
+
+
+def truncated_models(flatbuffer, cut_ops=("ADD",)):
+    """Prefixes of a single-subgraph `.tflite` model, cut after every op named in ``cut_ops``.
+
+    Returns a list of ``(op_index, ops_in_segment, flatbuffer)``: the model keeps its
+    operators ``0..op_index`` (they are stored in execution order) and outputs the first
+    output of the last one; the last entry is the whole model. Timing the prefixes side by
+    side gives the cost of each segment (for a residual network, cut at ADD: one block per
+    segment) while XNNPACK still fuses and plans each prefix as it would the whole graph.
+    """
+    check_tflite(bytes(flatbuffer[:8]))
+    schema, flatbuffer_utils, names = _schema()
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    if len(model.subgraphs) != 1:
+        raise ValueError(
+            "Only single-subgraph models can be cut into segments. "
+            f"Received: {len(model.subgraphs)} subgraphs"
+        )
+    ops = [
+        names.get(
+            flatbuffer_utils.get_builtin_code_from_operator_code(
+                model.operatorCodes[op.opcodeIndex]
+            ),
+            "CUSTOM",
+        )
+        for op in model.subgraphs[0].operators
+    ]
+    cuts = [i for i, name in enumerate(ops[:-1]) if name in cut_ops] + [len(ops) - 1]
+    result, start = [], 0
+    for cut in cuts:
+        prefix = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+        graph = prefix.subgraphs[0]
+        graph.operators = graph.operators[: cut + 1]
+        graph.outputs = [graph.operators[-1].outputs[0]]
+        segment = collections.Counter(ops[start : cut + 1])
+        result.append((cut, segment, bytes(flatbuffer_utils.convert_object_to_bytearray(prefix))))
+        start = cut + 1
+    return result
+
+
+def profile_segments(flatbuffer, *, runs=100, num_threads=1, cut_ops=("ADD",)):
+    """Per-segment latency (ms, 10th percentile of interleaved runs) of a `.tflite` model.
+
+    Returns a list of dicts ``end_op``, ``ops`` (a Counter of the segment's ops),
+    ``cumulative_ms`` and ``segment_ms`` (difference of consecutive prefixes; noisy at the
+    0.01 ms level, and a segment whose output is a PAD also pays the unfused PAD).
+    """
+    parts = truncated_models(flatbuffer, cut_ops)
+    times = measure_latency(
+        {i: blob for i, (_, _, blob) in enumerate(parts)}, runs=runs, num_threads=num_threads
+    )
+    rows, previous = [], 0.0
+    for i, (cut, segment, _) in enumerate(parts):
+        cumulative = float(np.percentile(times[i], 10))
+        rows.append(
+            {
+                "end_op": cut,
+                "ops": segment,
+                "cumulative_ms": cumulative,
+                "segment_ms": cumulative - previous,
+            }
+        )
+        previous = cumulative
+    return rows
+
+
+def _random_input(detail, rng):
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, detail["shape"], endpoint=True).astype(dtype)
+    return rng.uniform(0.0, 255.0, detail["shape"]).astype(dtype)
+
+
+def measure_latency(flatbuffers, *, runs=100, warmup=10, num_threads=1, progress=None):
+    """Interleaved latency of several models.
+
+    Args:
+        flatbuffers: a dict ``name -> .tflite bytes``.
+        runs: rounds; in each, every model is invoked once, in turn.
+        warmup: invocations of each model before timing.
+        num_threads: interpreter threads.
+        progress: optional ``callable(str)`` for progress lines.
+
+    Returns:
+        A dict ``name -> list of per-invocation milliseconds`` (``runs`` each).
+    """
+    if not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"`runs` must be a positive integer. Received: runs={runs!r}")
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"`warmup` must be an integer >= 0. Received: warmup={warmup!r}")
+    rng = np.random.default_rng(0)
+    interpreters = {}
+    for name, flatbuffer in flatbuffers.items():
+        interpreter = _interpreter(flatbuffer, num_threads)
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+        for _ in range(warmup):
+            interpreter.invoke()
+        interpreters[name] = interpreter
+    times = {name: [] for name in interpreters}
+    clock = time.perf_counter
+    for round_index in range(runs):
+        for name, interpreter in interpreters.items():
+            start = clock()
+            interpreter.invoke()
+            times[name].append((clock() - start) * 1e3)
+        if progress and (round_index + 1) % max(1, runs // 5) == 0:
+            progress(f"  round {round_index + 1}/{runs}")
+    return times
+
+
+def _calibration_images(spec, count, size):
+    from tflite import images
+
+    source = images.image_source(spec, "calibration", image_size=size, num_images=count)
+    return np.concatenate([x for x, _ in source.batches])
+
+
+def convert_for_benchmark(
+    model,
+    quantize,
+    *,
+    io="float",
+    calibration=None,
+    optimize=True,
+    rewrites=None,
+    float_softmax=True,
+):
+    """Converts a Keras model as the benchmark does: export graph, converter, float softmax.
+
+    ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
+    rewrites (default: all of ``tflite.optimize.REWRITES``); ``float_softmax=False`` skips
+    the flatbuffer rewrite of a quantized final softmax.
+    """
+    from tflite import convert
+    from tflite import optimize as opt
+
+    if optimize:
+        model = opt.export_graph(model, rewrites=opt.REWRITES if rewrites is None else rewrites)
+    flatbuffer = convert.convert_model(
+        model,
+        quantize=quantize,
+        io=io,
+        representative_images=calibration,
+        num_calibration=len(calibration) if calibration is not None else 200,
+    )
+    return opt.float_softmax(flatbuffer) if optimize and float_softmax else flatbuffer
+
+
+def _keras_model(name):
+    if name in PEERS:
+        return peer_model(name)
+    from tflite import convert
+
+    return convert.load_model(name)
+
+
+def _row(name, quantize, flatbuffer, model=None, interpreter=None):
+    row = {
+        "model": name,
+        "quantize": quantize,
+        "size": len(flatbuffer),
+        "flatbuffer": flatbuffer,
+        "params": None,
+        "macs": None,
+    }
+    if model is not None:
+        import ghostnet_keras
+
+        info = ghostnet_keras.profile(model)
+        row["params"], row["macs"] = info["params"], info["macs"]
+    row["delegation"] = delegation(flatbuffer)
+    row["census"] = op_census(flatbuffer)
+    row["flatbuffer_for_profile"] = flatbuffer
+    return row
+
+
+def format_table(rows):
+    """A Markdown table of benchmark rows (with ``ms`` and ``p10`` filled in)."""
+    lines = [
+        "| model | quantization | MACs | params | size (bytes) | size/params | ms (median) "
+        "| ms (p10) | ratio | ratio (p10) | XNNPACK ops |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    first = {}
+    for row in rows:
+        base, base_p10 = first.setdefault(row["quantize"], (row["ms"], row["p10"]))
+        macs = f"{row['macs'] / 1e6:,.1f}M" if row["macs"] else "-"
+        params = f"{row['params']:,}" if row["params"] else "-"
+        per_param = f"{row['size'] / row['params']:.3f}" if row["params"] else "-"
+        d = row["delegation"]
+        ops = f"{d['delegated']}/{d['total']}"
+        if d["not_delegated"]:
+            ops += " (not: " + ", ".join(f"{k} x{v}" for k, v in d["not_delegated"].items()) + ")"
+        lines.append(
+            f"| {row['model']} | {row['quantize']} | {macs} | {params} | {row['size']:,} "
+            f"| {per_param} | {row['ms']:.2f} | {row['p10']:.2f} | {row['ms'] / base:.2f} "
+            f"| {row['p10'] / base_p10:.2f} | {ops} |"
+        )
+    return "\n".join(lines)
+
+
+def run_benchmark(
+    models,
+    *,
+    peers=False,
+    quantize=("none",),
+    io="float",
+    calibration_data=None,
+    num_calibration=100,
+    runs=100,
+    warmup=10,
+    num_threads=1,
+    optimize=True,
+    save_dir=None,
+    progress=print,
+):
+    """Converts (where needed) and times ``models``; returns the table rows.
+
+    Args:
+        models: `.tflite` paths and/or registry model names.
+        peers: put keras.applications MobileNetV2-1.0 and MobileNetV3-Large-0.75/1.0 first.
+        quantize: the quantizations to convert Keras models to (`.tflite` files are taken
+            as they are, once).
+        io: the input type of the converted models (``convert_model``'s ``io``).
+        calibration_data: ``folder:PATH`` or a TFDS name, for ``int8``.
+        num_calibration: calibration images.
+        runs, warmup, num_threads: see :func:`measure_latency`.
+        optimize: apply ``export_graph`` and ``float_softmax``.
+        save_dir: if given, write the converted models there as ``NAME_QUANTIZE.tflite``
+            (to run them on a phone with ``benchmark_model``).
+        progress: ``callable(str)`` for progress lines, or None.
+
+    Returns:
+        A list of dicts (``model``, ``quantize``, ``macs``, ``params``, ``size``, ``ms``,
+        ``p10``, ``delegation``, ``times``), in table order.
+    """
+    progress = progress or (lambda line: None)
+    quantize = tuple(quantize)
+    for q in quantize:
+        if q not in QUANTIZATIONS:
+            raise ValueError(
+                f"`quantize` must be among {', '.join(QUANTIZATIONS)}. Received: quantize={q!r}"
+            )
+    names = list(models)
+    if not names and not peers:
+        raise ValueError("Nothing to benchmark: give models or peers=True. Received: models=[]")
+    files = [m for m in names if m.endswith(".tflite") or os.path.isfile(m)]
+    keras_names = [m for m in names if m not in files]
+    contents = {}
+    for path in files:
+        if not os.path.isfile(path):
+            raise ValueError(f"The model file does not exist. Received: model={path!r}")
+        with open(path, "rb") as f:
+            contents[path] = f.read()
+        check_tflite(contents[path], path)
+    if keras_names or peers:
+        import ghostnet_keras
+
+        known = set(ghostnet_keras.list_models())
+        for name in keras_names:
+            if name not in known and name not in PEERS:
+                raise ValueError(
+                    "Not a .tflite file nor a registry model (see ghostnet_keras.list_models()). "
+                    f"Received: model={name!r}"
+                )
+    if peers:
+        keras_names = [p for p in PEERS if p not in keras_names] + keras_names
+    calibration = None
+    if keras_names and "int8" in quantize:
+        if not calibration_data:
+            raise ValueError(
+                "int8 conversion needs real calibration images: calibration_data='folder:PATH' "
+                "or a TFDS name. Received: calibration_data=None"
+            )
+        calibration = _calibration_images(calibration_data, num_calibration, 224)
+        progress(f"Calibration: {len(calibration)} images of {calibration_data}")
+
+    rows = []
+    for q in quantize if keras_names else ():
+        for name in keras_names:
+            progress(f"Converting {name} (quantize={q}, io={io})...")
+            model = _keras_model(name)
+            flatbuffer = convert_for_benchmark(
+                model,
+                q,
+                io=io,
+                calibration=calibration if q == "int8" else None,
+                optimize=optimize,
+            )
+            rows.append(_row(name, q, flatbuffer, model))
+            if save_dir:
+                os.makedirs(save_dir, exist_ok=True)
+                path = os.path.join(save_dir, f"{name}_{q}.tflite")
+                with open(path, "wb") as f:
+                    f.write(flatbuffer)
+                progress(f"  wrote {path}")
+    for path in files:
+        rows.append(_row(os.path.basename(path), "(file)", contents[path]))
+
+    progress(f"Timing {len(rows)} models: {runs} interleaved rounds, {num_threads} thread(s)")
+    times = measure_latency(
+        {i: row["flatbuffer"] for i, row in enumerate(rows)},
+        runs=runs,
+        warmup=warmup,
+        num_threads=num_threads,
+        progress=progress,
+    )
+    for i, row in enumerate(rows):
+        row["times"] = times[i]
+        row["ms"] = statistics.median(times[i])
+        row["p10"] = float(np.percentile(times[i], 10))
+        row.pop("flatbuffer")
+    return rows
+
+
+def _parse_args(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tflite.benchmark",
+        description="Single-thread batch-1 LiteRT latency of .tflite files and registry models.",
+    )
+    add = parser.add_argument
+    add("models", nargs="*", help="PATH.tflite files and/or registry model names")
+    add("--peers", action="store_true", help="add MobileNetV2-1.0, MobileNetV3-Large-0.75/1.0")
+    add("--quantize", default="none", help="comma list of none|float16|dynamic|int8")
+    add("--io", default="float", help="input type of converted models: float|uint8|int8")
+    add("--calibration_data", default=None, help="folder:PATH or a TFDS name (int8)")
+    add("--num_calibration", type=int, default=100, help="calibration images (default 100)")
+    add("--runs", type=int, default=100, help="interleaved timing rounds (default 100)")
+    add("--warmup", type=int, default=10, help="untimed invocations per model (default 10)")
+    add("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    add("--nooptimize", dest="optimize", action="store_false", help="convert without rewrites")
+    add("--census", action="store_true", help="also print the op census of every model")
+    add("--save_dir", default=None, help="write the converted .tflite files to this folder")
+    add("--profile", action="store_true", help="also time each residual block (cut at ADD)")
+    add("--output", default=None, help="also write the table (Markdown) to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.runs < 1 or args.threads < 1 or args.warmup < 0 or args.num_calibration < 1:
+            raise ValueError(
+                "--runs, --threads and --num_calibration must be >= 1 and --warmup >= 0. "
+                f"Received: runs={args.runs}, threads={args.threads}, warmup={args.warmup}, "
+                f"num_calibration={args.num_calibration}"
+            )
+        rows = run_benchmark(
+            args.models,
+            peers=args.peers,
+            quantize=[q.strip() for q in args.quantize.split(",") if q.strip()],
+            io=args.io,
+            calibration_data=args.calibration_data,
+            num_calibration=args.num_calibration,
+            runs=args.runs,
+            warmup=args.warmup,
+            num_threads=args.threads,
+            optimize=args.optimize,
+            save_dir=args.save_dir,
+        )
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    table = format_table(rows)
+    if args.profile:
+        for row in rows:
+            print(f"Segments of {row['model']} ({row['quantize']}), cut after each ADD:")
+            for seg in profile_segments(row["flatbuffer_for_profile"], runs=args.runs):
+                ops = ", ".join(f"{k} {v}" for k, v in seg["ops"].items())
+                print(
+                    f"  ops ..{seg['end_op']:3d}  {seg['cumulative_ms']:7.3f} ms cumulative  "
+                    f"{seg['segment_ms']:+7.3f} ms  {ops}"
+                )
+    if args.census:
+        for row in rows:
+            ops = ", ".join(f"{k} {v}" for k, v in row["census"].most_common())
+            print(f"{row['model']} ({row['quantize']}): {ops}")
+    print(table)
+    if args.output:
+        command = "python -m tflite.benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
+        with open(args.output, "w") as f:
+            f.write(f"```\n{command}\n```\n\n{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

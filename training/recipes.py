@@ -1,0 +1,303 @@
+"""Training configuration: the defaults, the named recipes of the paper's experiments, and
+how explicit settings override them.
+
+Precedence, highest first: a value given explicitly (command line or flag file), the value of
+the chosen recipe, the value in `DEFAULTS`. Every recipe lives in `RECIPES`, one table.
+
+Sources (paper: "GhostNets on Heterogeneous Devices via Cheap Operations", IJCV 2022):
+
+- `ghostnet_imagenet`: section 5.1 ("trained using the training setup as in (Howard et al.,
+  2019)", i.e. MobileNetV3) and section 5.2.4 ("we follow most of the training settings used in
+  (Zhang et al., 2018), except that the initial learning rate is set to 0.4 when batch size is
+  1,024 on 8 GPUs"); augmentation of section 5.1: random crop, flip, colour jitter. The paper
+  text gives neither the schedule nor the epochs. The authors stated them in their issue tracker:
+  5 warm-up epochs with cosine decay (iamhankai/ghostnet.pytorch#3) and 400 epochs
+  (iamhankai/ghostnet.pytorch#18). Weight decay 4e-5, label smoothing 0.1 and dropout 0.2 are
+  the ShuffleNet (Zhang et al., 2018) settings the authors point to in #3; the exponential moving
+  average of the weights (decay 0.9999) is MobileNetV3's (Howard et al., 2019, section 6.1.1).
+- `cifar10`: section 5.2.2 ("Our training strategy closely follows the settings in (He et al.,
+  2016), including momentum, learning rate, etc."), confirmed by the authors in
+  iamhankai/ghostnet.pytorch#13. He et al. 2016, section 4.2: SGD with momentum 0.9, weight
+  decay 1e-4, batch 128, learning rate 0.1 divided by 10 at 32k and 48k iterations, stop at 64k
+  iterations (epochs 82, 123 and 164 at 391 steps per epoch), 4-pixel padding + random 32x32
+  crop + horizontal flip, no dropout.
+"""
+
+import ast
+import dataclasses
+
+# Every setting of a training run, with the value used when neither a flag nor a recipe sets it.
+# The optimizer and regularization defaults are the paper's ImageNet ones.
+DEFAULTS = {
+    "model": "ghostnet_100",
+    "width": None,  # None: the registered model's own width
+    "model_kwargs": {},
+    "dataset": None,  # required: a TFDS name or folder:PATH
+    "data_dir": None,
+    "model_dir": None,  # required
+    "image_size": 224,
+    # Evaluation centre crop; None: 0.875 (resize to 256, crop 224), or 1.0 (whole image) at
+    # CIFAR-like sizes, whose training crops are padded, not zoomed.
+    "crop_fraction": None,
+    "batch_size": 256,  # global, over all replicas
+    "epochs": 100,
+    "steps_per_epoch": None,  # None: one pass over the training split
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "nesterov": True,
+    "learning_rate": None,  # None: base_learning_rate * batch_size / base_batch_size
+    "base_learning_rate": 0.4,
+    "base_batch_size": 1024,
+    "lr_schedule": "cosine",
+    "lr_decay_epochs": (),  # for lr_schedule="step"
+    "lr_decay_factor": 0.1,
+    "warmup_epochs": 5.0,
+    "weight_decay": 4e-5,
+    "label_smoothing": 0.1,
+    "dropout_rate": 0.2,  # None: the model's own default
+    "ema_decay": 0.0,  # 0: no moving average of the weights
+    "randaugment": None,  # None: off, as in the paper; e.g. "2,9": 2 ops of magnitude 9
+    "mixed_precision": False,
+    "jit_compile": False,
+    "strategy": "auto",
+    "tpu": None,
+    "cpu_replicas": None,  # split the CPU into N devices for --strategy=mirrored (testing)
+    "seed": None,
+    "save_every": None,  # None: a checkpoint at the end of each epoch only
+    "log_every": 50,
+    "eval_every": 1,  # evaluate every N epochs during training; 0: only at the end
+    "cache": None,  # None: let the input pipeline decide
+    "eval_only": False,
+}
+
+RECIPES = {
+    "ghostnet_imagenet": {
+        "model": "ghostnet_100",
+        "dataset": "imagenet2012",
+        "image_size": 224,
+        "batch_size": 1024,
+        "epochs": 400,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "nesterov": True,
+        "base_learning_rate": 0.4,
+        "base_batch_size": 1024,
+        "lr_schedule": "cosine",
+        "warmup_epochs": 5.0,
+        "weight_decay": 4e-5,
+        "label_smoothing": 0.1,
+        "dropout_rate": 0.2,
+        "ema_decay": 0.9999,
+        "randaugment": None,
+    },
+    "cifar10": {
+        "model": "ghost_resnet56",
+        "dataset": "cifar10",
+        "image_size": 32,
+        "crop_fraction": 1.0,
+        "batch_size": 128,
+        "epochs": 164,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "nesterov": False,
+        "base_learning_rate": 0.1,
+        "base_batch_size": 128,
+        "lr_schedule": "step",
+        "lr_decay_epochs": (82, 123),
+        "lr_decay_factor": 0.1,
+        "warmup_epochs": 0.0,
+        "weight_decay": 1e-4,
+        "label_smoothing": 0.0,
+        "dropout_rate": None,
+        "ema_decay": 0.0,
+        "randaugment": None,
+    },
+}
+
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run; build it with `make_config`."""
+
+    model: str
+    width: float | None
+    model_kwargs: dict
+    dataset: str | None
+    data_dir: str | None
+    model_dir: str | None
+    image_size: int
+    crop_fraction: float | None
+    batch_size: int
+    epochs: int
+    steps_per_epoch: int | None
+    optimizer: str
+    momentum: float
+    nesterov: bool
+    learning_rate: float
+    base_learning_rate: float
+    base_batch_size: int
+    lr_schedule: str
+    lr_decay_epochs: tuple
+    lr_decay_factor: float
+    warmup_epochs: float
+    weight_decay: float
+    label_smoothing: float
+    dropout_rate: float | None
+    ema_decay: float
+    randaugment: str | None
+    mixed_precision: bool
+    jit_compile: bool
+    strategy: str
+    tpu: str | None
+    cpu_replicas: int | None
+    seed: int | None
+    save_every: int | None
+    log_every: int
+    eval_every: int
+    cache: bool | None
+    eval_only: bool
+    recipe: str | None = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def scaled_learning_rate(batch_size, base_learning_rate=0.4, base_batch_size=1024):
+    """The linear scaling rule: `base_learning_rate * batch_size / base_batch_size`.
+
+    The paper uses 0.4 at a global batch of 1,024 (section 5.2.4), so a batch of 256 gets 0.1.
+    """
+    return base_learning_rate * batch_size / base_batch_size
+
+
+def parse_model_kwargs(text):
+    """`"key=value,key=value"` -> dict; values are Python literals where they parse as one
+    (`width=0.75`, `include_preprocessing=False`), strings otherwise."""
+    if isinstance(text, dict):
+        return dict(text)
+    kwargs = {}
+    for item in [part.strip() for part in (text or "").split(",") if part.strip()]:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(
+                f"`model_kwargs` must be key=value pairs separated by commas. "
+                f"Received: model_kwargs={text!r}"
+            )
+        try:
+            kwargs[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            kwargs[key.strip()] = value.strip()
+    return kwargs
+
+
+def list_recipes():
+    return sorted(RECIPES)
+
+
+def make_config(recipe=None, **overrides):
+    """Resolves every setting: explicit `overrides` > `RECIPES[recipe]` > `DEFAULTS`.
+
+    Pass only the values the user set explicitly (unset flags must not be in `overrides`).
+    `learning_rate`, if not set, is scaled linearly from the recipe's base learning rate.
+    Raises `ValueError` for an unknown recipe or setting and for values out of range.
+    """
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(
+            f"Unknown recipe. Available: {', '.join(list_recipes())}. Received: recipe={recipe!r}"
+        )
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown training setting {unknown[0]!r}. Received: {unknown[0]}=...")
+    values = dict(DEFAULTS)
+    if recipe is not None:
+        values.update(RECIPES[recipe])
+    values.update(overrides)
+    if values["learning_rate"] is None:
+        values["learning_rate"] = scaled_learning_rate(
+            values["batch_size"], values["base_learning_rate"], values["base_batch_size"]
+        )
+    values["lr_decay_epochs"] = tuple(int(e) for e in values["lr_decay_epochs"] or ())
+    values["model_kwargs"] = parse_model_kwargs(values["model_kwargs"])
+    config = TrainConfig(recipe=recipe, **values)
+    validate(config)
+    return config
+
+
+def _check(condition, name, value, requirement):
+    if not condition:
+        raise ValueError(f"`{name}` must be {requirement}. Received: {name}={value!r}")
+
+
+def validate(config):
+    """Raises `ValueError` naming the first setting out of range."""
+    c = config
+    _check(
+        isinstance(c.image_size, int) and c.image_size >= 32, "image_size", c.image_size, ">= 32"
+    )
+    _check(
+        c.crop_fraction is None or 0 < c.crop_fraction <= 1,
+        "crop_fraction",
+        c.crop_fraction,
+        "in (0, 1]",
+    )
+    _check(c.batch_size >= 1, "batch_size", c.batch_size, ">= 1")
+    _check(c.epochs >= 1, "epochs", c.epochs, ">= 1")
+    _check(
+        c.steps_per_epoch is None or c.steps_per_epoch >= 1,
+        "steps_per_epoch",
+        c.steps_per_epoch,
+        ">= 1",
+    )
+    _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+    _check(
+        c.lr_schedule in SCHEDULES, "lr_schedule", c.lr_schedule, f"one of {', '.join(SCHEDULES)}"
+    )
+    _check(c.learning_rate > 0, "learning_rate", c.learning_rate, "> 0")
+    _check(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
+    _check(c.warmup_epochs >= 0, "warmup_epochs", c.warmup_epochs, ">= 0")
+    _check(
+        c.warmup_epochs < c.epochs or c.warmup_epochs == 0,
+        "warmup_epochs",
+        c.warmup_epochs,
+        f"less than epochs ({c.epochs})",
+    )
+    _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, ">= 0")
+    _check(0 <= c.label_smoothing < 1, "label_smoothing", c.label_smoothing, "in [0, 1)")
+    _check(
+        c.dropout_rate is None or 0 <= c.dropout_rate < 1,
+        "dropout_rate",
+        c.dropout_rate,
+        "in [0, 1)",
+    )
+    _check(0 <= c.ema_decay < 1, "ema_decay", c.ema_decay, "in [0, 1) (0 turns it off)")
+    _check(c.width is None or c.width > 0, "width", c.width, "> 0")
+    _check(c.strategy in STRATEGIES, "strategy", c.strategy, f"one of {', '.join(STRATEGIES)}")
+    _check(
+        c.strategy != "tpu" or bool(c.tpu),
+        "tpu",
+        c.tpu,
+        "the TPU name or address with --strategy=tpu",
+    )
+    _check(c.cpu_replicas is None or c.cpu_replicas >= 1, "cpu_replicas", c.cpu_replicas, ">= 1")
+    _check(c.save_every is None or c.save_every >= 1, "save_every", c.save_every, ">= 1")
+    _check(c.log_every >= 1, "log_every", c.log_every, ">= 1")
+    _check(c.eval_every >= 0, "eval_every", c.eval_every, ">= 0")
+    _check(
+        c.lr_schedule != "step" or len(c.lr_decay_epochs) > 0,
+        "lr_decay_epochs",
+        c.lr_decay_epochs,
+        "at least one epoch with --lr_schedule=step",
+    )
+    _check(
+        list(c.lr_decay_epochs) == sorted(set(c.lr_decay_epochs)),
+        "lr_decay_epochs",
+        c.lr_decay_epochs,
+        "increasing",
+    )
+    _check(0 < c.lr_decay_factor <= 1, "lr_decay_factor", c.lr_decay_factor, "in (0, 1]")
+    _check(bool(c.dataset), "dataset", c.dataset, "set (a TFDS name or folder:PATH)")
+    _check(bool(c.model_dir), "model_dir", c.model_dir, "set")
