@@ -182,12 +182,12 @@ def export_graph(model, directory):
     the first layer it cannot rebuild."""
     import keras
 
-    if not isinstance(model, keras.Model) or type(model).__name__ not in ("Functional", "Model"):
-        if not hasattr(model, "get_config") or "layers" not in model.get_config():
-            raise ValueError(
-                f"QAT needs a Keras Functional model. Received: model=<{type(model).__name__}>"
-            )
-    config = model.get_config()
+    config = model.get_config() if isinstance(model, keras.Model) else None
+    if not config or "layers" not in config or "input_layers" not in config:
+        raise ValueError(
+            "QAT needs a Keras Functional model (rebuild a Sequential or subclassed model as "
+            f"keras.Model(inputs, outputs)). Received: model=<{type(model).__name__}>"
+        )
     ends = {}
     for key in ("input_layers", "output_layers"):
         value = config[key]
