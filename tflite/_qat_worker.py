@@ -49,6 +49,30 @@ class ChannelSlice(L.Layer):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
+class BoundedReLU(L.Layer):
+    """``min(relu(x), max_value)`` after a linear conv: the SE gate's clip to [0, 1].
+
+    The same function as ``ReLU(max_value=...)``; its own class so that tfmot's
+    "conv + ReLU" transform leaves the conv's output quantizer alone. In the QAT model
+    (``clipped_input=True``) it is the identity: the conv's output fake-quantization over
+    ``[0, max_value]`` clips already (same values, same gradient), and TFLite then feeds
+    the conv's int8 output straight to the multiply."""
+
+    def __init__(self, max_value, clipped_input=False, **kwargs):
+        super().__init__(**kwargs)
+        self.max_value = float(max_value)
+        self.clipped_input = bool(clipped_input)
+
+    def call(self, inputs):
+        if self.clipped_input:
+            return tf.identity(inputs)
+        return tf.minimum(tf.nn.relu(inputs), self.max_value)
+
+    def get_config(self):
+        config = super().get_config()
+        return {**config, "max_value": self.max_value, "clipped_input": self.clipped_input}
+
+
 # ---------------------------------------------------------------------------
 # The graph: exact rewrites for quantization, then the tf_keras model.
 # ---------------------------------------------------------------------------
@@ -79,13 +103,18 @@ def fold_for_quantization(graph, weights):
     - a ``Normalization`` of a 4D channels-last tensor becomes a 1x1 ``DepthwiseConv2D``
       with kernel ``1 / std`` and bias ``-mean / std`` (one op, int8 per-channel weights);
     - a ``Rescaling`` whose input is a linear ``Conv2D``/``DepthwiseConv2D``/``Dense`` used
-      only by it (the SE gate's ``x / 6 + 0.5``) is folded into that layer's kernel and bias.
+      only by it (the SE gate's ``x / 6 + 0.5``) is folded into that layer's kernel and bias;
+    - a ``ReLU(max_value=m)`` (``m`` not 6) right after such a layer becomes a
+      `BoundedReLU`: that layer's output is then quantized over exactly ``[0, m]``, which
+      clips as the ReLU does (the SE gate: ``[0, 1]`` with 255 steps).
     """
     by_name = {layer["name"]: layer for layer in graph["layers"]}
     consumers = _consumers(graph)
     for layer in list(graph["layers"]):
         args = layer["args"]
         if layer["type"] == "Normalization" and args["axis"] in ([-1], -1, [3], 3):
+            if layer["nodes"][0][1][0][0] == graph["input"][0]:
+                graph["raw_image_input"] = True
             mean = np.asarray(args["mean"], "float64")
             std = np.maximum(np.sqrt(np.asarray(args["variance"], "float64")), 1e-7)
             weights[f"{layer['name']}/0"] = (1.0 / std).reshape(1, 1, -1, 1).astype("float32")
@@ -122,6 +151,24 @@ def fold_for_quantization(graph, weights):
             source["args"]["use_bias"] = True
             graph["layers"].remove(layer)
             _rename_input(graph, layer["name"], source["name"])
+            consumers = _consumers(graph)
+    for layer in graph["layers"]:
+        args = layer["args"]
+        if (
+            layer["type"] == "ReLU"
+            and args["max_value"] not in (None, 6)
+            and not args["negative_slope"]
+            and not args["threshold"]
+            and len(layer["nodes"]) == 1
+        ):
+            source = by_name[layer["nodes"][0][1][0][0]]
+            if (
+                source["type"] in ("Conv2D", "DepthwiseConv2D", "Dense")
+                and source["args"]["activation"] == "linear"
+                and consumers.get(source["name"]) == [layer["name"]]
+            ):
+                layer["type"] = "BoundedReLU"
+                layer["args"] = {"max_value": float(args["max_value"])}
     return graph, weights
 
 
@@ -129,6 +176,8 @@ def _make_layer(kind, name, args):
     args = dict(args)
     if kind == "ChannelSlice":
         return ChannelSlice(name=name, **args)
+    if kind == "BoundedReLU":
+        return BoundedReLU(name=name, **args)
     if kind == "Normalization":
         return L.Normalization(
             axis=args["axis"], mean=args["mean"], variance=args["variance"], name=name
@@ -213,48 +262,226 @@ def calibrate(qat_model, data, batches, range_decay):
     log(f"QAT: activation ranges calibrated on {count + 1} batches")
 
 
-def quantize(model):
-    """The QAT model: tfmot's default 8-bit scheme plus explicit configs for the layers
-    it rejects (as Model Garden's quantized SE layer: quantize outputs, no weights)."""
+def _weights_config_class():
+    """``WeightsQuantizeConfig(output)``: TFLite's int8 weight quantization of a Conv2D,
+    DepthwiseConv2D or Dense layer, and its output quantized ``"none"`` (a BN or ReLU
+    follows and quantizes), ``"moving"`` (moving-average range) or over a fixed
+    ``(low, high)`` range.
+
+    Unlike tfmot's default scheme it quantizes depthwise kernels per output channel
+    (``in_channels * depth_multiplier`` scales, as TFLite does; tfmot uses one scale per
+    depth-multiplier index, so one for the whole kernel at multiplier 1), and it keeps the
+    weight quantization of a conv or dense layer followed by a ReLU (tfmot drops it there).
+    """
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantizers,
+    )
+
+    q = tfmot.quantization.keras
+    conv_quantizer = default_8bit_quantizers.Default8BitConvWeightsQuantizer
+
+    class DepthwiseWeightsQuantizer(conv_quantizer):
+        def build(self, tensor_shape, name, layer):
+            channels = int(tensor_shape[-2]) * int(tensor_shape[-1])
+            return {
+                "min_var": layer.add_weight(
+                    name + "_min",
+                    shape=(channels,),
+                    initializer=tf_keras.initializers.Constant(-6.0),
+                    trainable=False,
+                ),
+                "max_var": layer.add_weight(
+                    name + "_max",
+                    shape=(channels,),
+                    initializer=tf_keras.initializers.Constant(6.0),
+                    trainable=False,
+                ),
+            }
+
+        def __call__(self, inputs, training, weights, **kwargs):
+            shape = tf.shape(inputs)
+            flat = tf.reshape(inputs, [shape[0], shape[1], 1, shape[2] * shape[3]])
+            out = super().__call__(flat, training, weights, **kwargs)
+            return tf.reshape(out, shape)
+
+        def get_config(self):
+            return {}
+
+    class WeightsQuantizeConfig(q.QuantizeConfig):
+        def __init__(self, output="moving"):
+            self.output = list(output) if isinstance(output, (list, tuple)) else output
+
+        def _weights(self, layer):
+            if isinstance(layer, L.DepthwiseConv2D):
+                return "depthwise_kernel", DepthwiseWeightsQuantizer()
+            if isinstance(layer, L.Conv2D):
+                return "kernel", conv_quantizer()
+            quantizer = q.quantizers.LastValueQuantizer(
+                num_bits=8, per_axis=False, symmetric=True, narrow_range=True
+            )
+            return "kernel", quantizer
+
+        def get_weights_and_quantizers(self, layer):
+            name, quantizer = self._weights(layer)
+            return [(getattr(layer, name), quantizer)]
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            setattr(layer, self._weights(layer)[0], quantize_weights[0])
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            if self.output == "none":
+                return []
+            if self.output == "moving":
+                return [q.quantizers.MovingAverageQuantizer(8, False, False, False)]
+            low, high = self.output
+            return [q.quantizers.FixedQuantizer(8, low, high, narrow_range=False)]
+
+        def get_config(self):
+            return {"output": self.output}
+
+    return WeightsQuantizeConfig
+
+
+def _consumer_layers(model):
+    consumers = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            inbound = node.inbound_layers
+            for source in inbound if isinstance(inbound, list) else [inbound]:
+                consumers.setdefault(source.name, []).append(layer)
+    return consumers
+
+
+def _plain_relu(layer):
+    return (
+        isinstance(layer, L.ReLU)
+        and layer.max_value in (None, 6)
+        and not layer.negative_slope
+        and not layer.threshold
+    )
+
+
+def quantize(model, image_input=False):
+    """The QAT model: tfmot's default 8-bit scheme, plus explicit configs for what it
+    rejects or gets wrong for TFLite (as Model Garden's quantized SE layer does, the
+    gate and the multiply get quantized outputs, no weights):
+
+    - Conv2D, DepthwiseConv2D, Dense: `_weights_config_class` (TFLite's per-channel
+      weights), the output quantized unless a BatchNormalization or ReLU follows;
+    - the conv before a `BoundedReLU` (the SE gate): its output over the fixed range
+      ``[0, max_value]``, which does the clipping; the `BoundedReLU` becomes the identity;
+    - BatchNormalization after a conv: the output quantized, unless a ReLU follows;
+    - ``Multiply`` (SE scale), ``Rescaling`` (an unfolded one), ``Normalization``,
+      ReLUs with another bound than 6: the output quantized with a moving-average range;
+    - ``ChannelSlice``: nothing (a slice keeps its input's scale);
+    - with ``image_input`` (the model normalises raw 0-255 pixels in its graph) the
+      input is quantized over exactly [0, 255];
+    - the inputs of a ``Concatenate`` keep their own output quantizers (tfmot drops them,
+      but TFLite keeps those tensors int8 with their own scale, and the ghost module's
+      primary features also feed the cheap depthwise conv).
+    """
     import tensorflow_model_optimization as tfmot
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_configs as configs,
     )
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_transforms as transforms,
+    )
 
+    transforms.ConcatTransform._disable_output_quantize = lambda self, config: None
+    relu_replacement = transforms.LayerReLUQuantize.replacement
+
+    def keep_custom(self, match_layer):  # tfmot would make a customised conv a no-op
+        if match_layer.input_layers[0].metadata.get("quantize_config") is not None:
+            return match_layer
+        return relu_replacement(self, match_layer)
+
+    transforms.LayerReLUQuantize.replacement = keep_custom
+    if image_input:
+        # Raw 0-255 pixels: quantize the input over exactly [0, 255] (scale 1), so that a
+        # uint8 input takes the pixel values themselves.
+        def fixed_input(self, match_layer):
+            from tensorflow_model_optimization.python.core.quantization.keras import (
+                quantize_layer,
+            )
+            from tensorflow_model_optimization.python.core.quantization.keras import (
+                utils as quantize_utils,
+            )
+
+            layer = quantize_layer.QuantizeLayer(
+                q.quantizers.FixedQuantizer(8, 0.0, 255.0, narrow_range=False)
+            )
+            config = quantize_utils.serialize_layer(layer, use_legacy_format=True)
+            config["name"] = layer.name
+            return transforms.LayerNode(config, input_layers=[match_layer])
+
+        transforms.InputLayerQuantize.replacement = fixed_input
     q = tfmot.quantization.keras
     output_config = configs.Default8BitOutputQuantizeConfig
     noop_config = configs.NoOpQuantizeConfig
+    weights_config = _weights_config_class()
+    consumers = _consumer_layers(model)
+
+    def only(layer):
+        users = consumers.get(layer.name, [])
+        return users[0] if len(users) == 1 else None
 
     def annotate(layer):
         config = layer.get_config()
+        if isinstance(layer, BoundedReLU):
+            config["clipped_input"] = True
         new = layer.__class__.from_config(config)
-        if isinstance(layer, (L.Multiply, L.Rescaling, L.Normalization)):
-            return q.quantize_annotate_layer(new, output_config())
-        if isinstance(layer, ChannelSlice):
-            return q.quantize_annotate_layer(new, noop_config())
-        if isinstance(layer, L.ReLU) and layer.max_value is not None and layer.max_value != 6:
-            return q.quantize_annotate_layer(new, output_config())
         if isinstance(layer, L.InputLayer):
             return new
+        after = only(layer)
+        if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D, L.Dense)) and (
+            config["activation"] == "linear"
+        ):
+            if isinstance(after, BoundedReLU):
+                output = (0.0, after.max_value)
+            elif isinstance(after, L.BatchNormalization) or _plain_relu(after):
+                output = "none"
+            else:
+                output = "moving"
+            return q.quantize_annotate_layer(new, weights_config(output))
+        if isinstance(layer, L.BatchNormalization):
+            config = noop_config() if _plain_relu(after) else output_config()
+            return q.quantize_annotate_layer(new, config)
+        if isinstance(layer, (L.Multiply, L.Rescaling, L.Normalization)):
+            return q.quantize_annotate_layer(new, output_config())
+        if isinstance(layer, (ChannelSlice, BoundedReLU)):
+            return q.quantize_annotate_layer(new, noop_config())
+        if isinstance(layer, L.ReLU) and not _plain_relu(layer):
+            return q.quantize_annotate_layer(new, output_config())
         return q.quantize_annotate_layer(new)
 
     annotated = tf_keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
     scope = {
         "ChannelSlice": ChannelSlice,
+        "BoundedReLU": BoundedReLU,
+        "WeightsQuantizeConfig": weights_config,
         "Default8BitOutputQuantizeConfig": output_config,
         "NoOpQuantizeConfig": noop_config,
+        "FixedQuantizer": q.quantizers.FixedQuantizer,
     }
     with q.quantize_scope(scope):
         return q.quantize_apply(annotated)
 
 
-def convert(model, io, images):
+def convert(model, io):
     """Full-integer int8 TFLite of the QAT ``model``: batch 1, builtin int8 ops only.
 
-    The ranges come from the fake-quant layers; ``images`` (a few real training images)
-    are the representative data the converter asks for, and set the range of any tensor
-    the fake quantization left without one."""
+    Every range comes from the fake-quant layers (so no representative data: with one, the
+    converter would calibrate instead). Raises ``RuntimeError`` naming any op that would
+    still compute in float."""
     shape = [1, *model.input_shape[1:]]
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
@@ -265,12 +492,37 @@ def convert(model, io, images):
         [serve.get_concrete_function()], model
     )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([image[None]] for image in images)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if io != "float":
         converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
         converter.inference_output_type = tf.uint8 if io == "uint8" else tf.int8
-    return converter.convert()
+    flatbuffer = converter.convert()
+    float_ops = _float_ops(flatbuffer)
+    if float_ops:
+        raise RuntimeError(
+            "The QAT model did not convert to full-integer int8: these ops compute in float: "
+            f"{', '.join(sorted(set(float_ops)))}. Received: float ops={len(float_ops)}"
+        )
+    return flatbuffer
+
+
+def _float_ops(flatbuffer):
+    """The ops of ``flatbuffer`` with a float32 input or output, other than the QUANTIZE of
+    a float model input and the DEQUANTIZE of a float model output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ends = {d["index"] for d in interpreter.get_input_details()}
+    ends |= {d["index"] for d in interpreter.get_output_details()}
+    found = []
+    for op in interpreter._get_ops_details():
+        indices = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE") and ends & set(indices):
+            continue
+        if any(tensors[i]["dtype"] == np.float32 for i in indices):
+            found.append(f"{op['op_name']}")
+    return found
 
 
 # ---------------------------------------------------------------------------
@@ -354,7 +606,7 @@ def run(job_dir):
         if isinstance(layer, L.BatchNormalization):
             layer.trainable = False  # keep the trained statistics: fine-tuning on few batches
     range_decay = _RangeDecay()
-    qat_model = quantize(model)
+    qat_model = quantize(model, image_input=graph.get("raw_image_input", False))
     size = job.get("image_size") or list(model.input_shape[1:3])
     size = [size, size] if isinstance(size, int) else list(size)
     data, batches = train_dataset(job, size)
@@ -364,8 +616,7 @@ def run(job_dir):
         images = np.load(job["predict"])["x"].astype("float32")
         np.save(job["predictions_out"], qat_model.predict(images, verbose=0))
     log("QAT: converting to a full-integer int8 TFLite model")
-    images = np.concatenate([np.asarray(x) for x, _ in data.take(4)])[:64].astype("float32")
-    tflite = convert(qat_model, job["io"], images)
+    tflite = convert(qat_model, job["io"])
     pathlib.Path(job["tflite_out"]).write_bytes(tflite)
 
 

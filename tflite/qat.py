@@ -182,12 +182,12 @@ def export_graph(model, directory):
     the first layer it cannot rebuild."""
     import keras
 
-    if not isinstance(model, keras.Model) or type(model).__name__ not in ("Functional", "Model"):
-        if not hasattr(model, "get_config") or "layers" not in model.get_config():
-            raise ValueError(
-                f"QAT needs a Keras Functional model. Received: model=<{type(model).__name__}>"
-            )
-    config = model.get_config()
+    config = model.get_config() if isinstance(model, keras.Model) else None
+    if not config or "layers" not in config or "input_layers" not in config:
+        raise ValueError(
+            "QAT needs a Keras Functional model (rebuild a Sequential or subclassed model as "
+            f"keras.Model(inputs, outputs)). Received: model=<{type(model).__name__}>"
+        )
     ends = {}
     for key in ("input_layers", "output_layers"):
         value = config[key]
@@ -346,8 +346,8 @@ def qat_int8(
         train_data: `(images, labels)` numpy arrays (0-255 RGB images as the model takes
             them, integer labels) or a dataset spec for `training.data.make_dataset`
             (`"folder:PATH"` or a TFDS name).
-        epochs: fine-tuning epochs (0 converts the quantization-wrapped model after only
-            measuring activation ranges on one pass over the data).
+        epochs: fine-tuning epochs. The activation ranges are first calibrated on 8 batches;
+            0 converts right after that (post-training quantization through tfmot).
         steps_per_epoch: batches per epoch (default: the whole data).
         batch_size: batch size of the fine-tuning.
         learning_rate: Adam learning rate of the fine-tuning (small: it starts trained).
@@ -365,9 +365,9 @@ def qat_int8(
     """
     if io not in IO_CHOICES:
         raise ValueError(f"`io` must be one of {IO_CHOICES}. Received: io={io!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (name == "batch_size"):
-            raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
+    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
     if steps_per_epoch is not None and (
         not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
     ):
