@@ -111,11 +111,12 @@ def test_worker_error_comes_back_as_one_message(tmp_path):
 @pytest.mark.slow
 def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
     """QAT's int8 ``.tflite`` on 500 held-out real images is at least as accurate as PTQ's
-    (minus 2 points: 10 of 500 images, about the sampling noise of 500 images around 40%
+    (minus 2 points: 10 of 500 images, about the sampling noise of 500 images around 30%
     accuracy between two int8 models of the same float network), and matches the QAT
-    (fake-quant tf_keras) model it was converted from on >= 93% of the top-1 classes (the
+    (fake-quant tf_keras) model it was converted from on >= 90% of the top-1 classes (the
     fake quantization is not bit-exact with TFLite's integer kernels, and this weak
-    classifier's top-2 margins are often a few int8 steps; measured: 95%)."""
+    classifier's top-2 margins are often a few int8 steps; measured: 93.8-95%, while PTQ
+    int8 agrees with the float model on 89%)."""
     from tflite import convert
 
     model, path, float_accuracy = trained_cifar_ghostnet
@@ -149,7 +150,7 @@ def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
         f"QAT tflite vs fake-quant agreement {agreement:.3f}"
     )
     assert qat_accuracy >= ptq_accuracy - 0.02
-    assert agreement >= 0.93
+    assert agreement >= 0.90
     # Full-integer (the worker checks every tensor): float only at the io ends.
     ops = convert.list_ops(flatbuffer)
     assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
