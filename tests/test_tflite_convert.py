@@ -357,3 +357,21 @@ def test_bad_input_is_one_line_and_non_zero_exit(tmp_path):
         assert last.startswith("error: "), (args, last)
         assert expected in last, (args, last)
         assert "\n" not in last
+
+
+def test_command_line_argument_checks():
+    def check(*argv):
+        convert._validate_args(convert._parse_args(["--model=ghostnet_050", *argv]))
+
+    check("--output=x.tflite")
+    check("--output=x.tflite", "--quantize=int8", "--calibration_data=cifar10")
+    with pytest.raises(ValueError, match=r"Received: calibration_data=None"):
+        check("--output=x.tflite", "--quantize=int8")
+    with pytest.raises(ValueError, match=r"Received: qat_data=None"):
+        check("--output=x.tflite", "--quantize=int8", "--qat_epochs=1")
+    with pytest.raises(ValueError, match=r"Received: quantize='none'"):
+        check("--output=x.tflite", "--qat_epochs=1", "--qat_data=cifar10")
+    with pytest.raises(ValueError, match=r"Received: io='int8'"):
+        check("--output=x.tflite", "--io=int8")
+    with pytest.raises(ValueError, match=r"Received: output='x.lite'"):
+        check("--output=x.lite")
