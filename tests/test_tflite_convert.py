@@ -31,6 +31,7 @@ FLOAT32_ATOL = 1e-4
 FLOAT16_ATOL = 2e-2
 DYNAMIC_ATOL = 1e-1
 INT8_ACCURACY_DROP = 0.03
+REGISTRY_FLOAT32_RTOL = 5e-4
 
 
 def _predict(flatbuffer, images):
@@ -189,18 +190,28 @@ def test_select_tf_ops_are_named():
         convert.convert_model(model)
 
 
-# Registry-wide conversion: float32 and int8 at small inputs. Most models take minutes
-# together, so only one runs by default: a RegNetX with grouped convolutions (G-Ghost
-# RegNetX-3.2GF; C-GhostNet-0.5 is converted above); `-m slow` runs every model.
-_DEFAULT_REGISTRY = ("g_ghost_regnetx_032",)
+def test_int8_grouped_convs_small_g_ghost_regnetx(imagenette_dir):
+    """Grouped convolutions (G-Ghost RegNetX blocks, 4 and 6 groups) in full-integer int8."""
+    from ghostnet_keras import regnet
+
+    keras.utils.set_random_seed(0)
+    model = regnet.regnetx(((1, 3), (16, 48), 8), input_shape=(32, 32, 3), classes=10)
+    assert model.get_layer("layer2_base_conv2").groups == 6
+    _data_initialised(model, load_image_folder(imagenette_dir / "train", 2, size=32)[0])
+    images, _ = load_image_folder(imagenette_dir / "val", 2, size=32)
+    quantized = convert.convert_model(
+        model, quantize="int8", io="uint8", representative_images=images
+    )
+    _assert_mobile_ready(quantized, "uint8", integer_only=True)
+    got, expected = _predict(quantized, images), model.predict(images, verbose=0)
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.7
 
 
-def _registry_param(name):
-    marks = () if name in _DEFAULT_REGISTRY else (pytest.mark.slow,)
-    return pytest.param(name, marks=marks)
-
-
-@pytest.mark.parametrize("name", [_registry_param(n) for n in ghostnet_keras.list_models()])
+# Registry-wide conversion: float32 and int8 at small inputs. The big graphs take 1-4 min
+# each on a busy 2-core machine, so all run with `-m slow` only (C-GhostNet-0.5 and grouped
+# convs are converted above by default).
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ghostnet_keras.list_models())
 def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
     size = 32 if ("cifar" in name or name.endswith(("56", "56_nomix"))) else 64
     keras.utils.set_random_seed(0)
@@ -212,8 +223,13 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
     flatbuffer = convert.convert_model(model)
     _assert_mobile_ready(flatbuffer)
     expected = model.predict(images, verbose=0)
+    # Relative to the logits' scale: BN statistics of only 10 images make some deep random
+    # networks ill-conditioned (Ghost-ResNet-50-s2: 2.7e-3 on logits of magnitude 18).
     np.testing.assert_allclose(
-        _predict(flatbuffer, images), expected, atol=FLOAT32_ATOL * max(1, np.abs(expected).max())
+        _predict(flatbuffer, images),
+        expected,
+        atol=REGISTRY_FLOAT32_RTOL * max(1, np.abs(expected).max()),
+        rtol=0,
     )
     quantized = convert.convert_model(
         model, quantize="int8", io="uint8", representative_images=images
@@ -357,3 +373,21 @@ def test_bad_input_is_one_line_and_non_zero_exit(tmp_path):
         assert last.startswith("error: "), (args, last)
         assert expected in last, (args, last)
         assert "\n" not in last
+
+
+def test_command_line_argument_checks():
+    def check(*argv):
+        convert._validate_args(convert._parse_args(["--model=ghostnet_050", *argv]))
+
+    check("--output=x.tflite")
+    check("--output=x.tflite", "--quantize=int8", "--calibration_data=cifar10")
+    with pytest.raises(ValueError, match=r"Received: calibration_data=None"):
+        check("--output=x.tflite", "--quantize=int8")
+    with pytest.raises(ValueError, match=r"Received: qat_data=None"):
+        check("--output=x.tflite", "--quantize=int8", "--qat_epochs=1")
+    with pytest.raises(ValueError, match=r"Received: quantize='none'"):
+        check("--output=x.tflite", "--qat_epochs=1", "--qat_data=cifar10")
+    with pytest.raises(ValueError, match=r"Received: io='int8'"):
+        check("--output=x.tflite", "--io=int8")
+    with pytest.raises(ValueError, match=r"Received: output='x.lite'"):
+        check("--output=x.lite")

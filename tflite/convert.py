@@ -372,11 +372,6 @@ def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images
     )
 
 
-def _random_batches(image_shape, count, seed=0):
-    rng = np.random.default_rng(seed)
-    yield rng.uniform(0, 255, (count, *image_shape)).astype("float32"), None
-
-
 def _parse_args(argv):
     import argparse
 
@@ -446,7 +441,7 @@ def _validate_args(args):
         )
 
 
-def _qat(model, args, image_size):
+def _qat(model, args, image_size, predict_images):
     try:
         from tflite import qat
     except ImportError as err:
@@ -462,6 +457,7 @@ def _qat(model, args, image_size):
         image_size=image_size,
         io=args.io,
         data_dir=args.data_dir,
+        predict_images=predict_images,
         progress=lambda line: print(line, flush=True),
     )
 
@@ -497,10 +493,36 @@ def run(args):
         raise ValueError(f"Only square inputs are supported. Received: input={height}x{width}")
     print(f"Model {args.model}: input {height}x{width}x3, {model.count_params():,} parameters")
 
+    check = None
+    if args.check:  # read first: QAT also predicts on these images with its Keras model
+        data = args.calibration_data or args.qat_data
+        if data:
+            source = images.image_source(
+                data,
+                "eval",
+                image_size=height,
+                num_images=args.check_images,
+                crop_fraction=args.crop_fraction,
+                data_dir=args.data_dir,
+            )
+            batches = list(source.batches)
+            check_x = np.concatenate([x for x, _ in batches])
+            check_y = None if batches[0][1] is None else np.concatenate([y for _, y in batches])
+            check = (check_x, check_y, source.class_names, source.description)
+        else:
+            check_x = np.random.default_rng(0).uniform(
+                0, 255, (args.check_images, height, width, 3)
+            )
+            what = f"{args.check_images} random images (no --calibration_data)"
+            check = (check_x.astype("float32"), None, None, what)
+
     start = time.time()
+    qat_predictions = None
     if args.qat_epochs:
         print(f"Quantization-aware training for {args.qat_epochs} epoch(s) on {args.qat_data}")
-        flatbuffer = _qat(model, args, height)
+        flatbuffer = _qat(model, args, height, None if check is None else check[0])
+        if check is not None:
+            flatbuffer, qat_predictions = flatbuffer
     else:
         calibration = None
         if args.quantize == "int8":
@@ -536,38 +558,33 @@ def run(args):
     write_atomically(args.output, flatbuffer)
     print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
 
-    if args.check:
-        data = args.calibration_data or args.qat_data
-        if data:
-            source = images.image_source(
-                data,
-                "eval",
-                image_size=height,
-                num_images=args.check_images,
-                crop_fraction=args.crop_fraction,
-                data_dir=args.data_dir,
-            )
-            batches, names, what = source.batches, source.class_names, source.description
-        else:
-            batches, names = _random_batches((height, width, 3), args.check_images), None
-            what = f"{args.check_images} random images (no --calibration_data)"
-        result = check_conversion(
-            model, flatbuffer, batches, class_names=names, num_images=args.check_images
-        )
+    if check is not None:
         from tflite import evaluate
 
-        print(f"Check against Keras on {what}:")
+        check_x, check_y, names, what = check
+        result = check_conversion(
+            model, flatbuffer, [(check_x, check_y)], class_names=names, num_images=len(check_x)
+        )
+        label = "the Keras model before QAT" if args.qat_epochs else "Keras"
+        print(f"Check against {label} on {what}:")
         for line in evaluate.format_result(result).splitlines():
             print(f"  {line}")
+        if qat_predictions is not None:
+            got = evaluate.TFLiteClassifier(flatbuffer).predict(check_x)
+            expected = np.asarray(qat_predictions, "float32").reshape(got.shape)
+            print("Check against the QAT Keras model (fake quantization) on the same images:")
+            agreement = (got.argmax(1) == expected.argmax(1)).mean()
+            print(f"  top-1 agreement: {100 * agreement:.2f}%")
+            print(f"  output max |diff|: {np.abs(got - expected).max():.3g}")
     return flatbuffer
 
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        import tensorflow as tf
+    import tensorflow as tf
 
+    try:
         run(args)
     except (ValueError, OSError, tf.errors.OpError) as err:
         message = " ".join(str(err).split())

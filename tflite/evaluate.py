@@ -345,9 +345,9 @@ def main(argv=None):
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        import tensorflow as tf
+    import tensorflow as tf
 
+    try:
         run(args)
     except (ValueError, OSError, tf.errors.OpError) as err:
         message = " ".join(str(err).split())
