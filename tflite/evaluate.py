@@ -341,19 +341,9 @@ def run(args):
 
 
 def main(argv=None):
-    import sys
+    from tflite._cli import run_cli
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
-    import tensorflow as tf
-
-    try:
-        run(args)
-    except (ValueError, OSError, tf.errors.OpError) as err:
-        message = " ".join(str(err).split())
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(_parse_args, run, argv)
 
 
 if __name__ == "__main__":
