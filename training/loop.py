@@ -409,17 +409,9 @@ def train(config, strategy=None, printer=print):
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
 
-    info = data.dataset_info(config.dataset, config.data_dir)
-    steps_per_epoch, total_steps = plan_steps(config, info.num_train_examples)
-    multi_worker = _num_workers(strategy) > 1
-    if multi_worker:
-        _patch_keras_multi_worker_logs()
-    train_ds, eval_ds, eval_steps = _datasets(config, strategy, info, multi_worker)
-
-    with strategy.scope(), tf.variable_creator_scope(_synchronized_moving_statistics):
-        model = build_model(config, info.num_classes)
-    with strategy.scope():
-        compile_model(model, config, steps_per_epoch)
+    info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model = _prepare(
+        config, strategy
+    )
 
     previous_elapsed = 0.0
     checkpoint = callbacks_lib.ResumableCheckpoint(
@@ -575,6 +567,25 @@ def _num_workers(strategy):
         return 1
 
 
+def _prepare(config, strategy):
+    """What training and evaluation share: the data set's facts, the step plan, the input
+    pipelines and the compiled model (BatchNorm statistics synchronised over replicas).
+
+    Returns `(info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model)`.
+    """
+    info = data.dataset_info(config.dataset, config.data_dir)
+    steps_per_epoch, total_steps = plan_steps(config, info.num_train_examples)
+    multi_worker = _num_workers(strategy) > 1
+    if multi_worker:
+        _patch_keras_multi_worker_logs()
+    train_ds, eval_ds, eval_steps = _datasets(config, strategy, info, multi_worker)
+    with strategy.scope(), tf.variable_creator_scope(_synchronized_moving_statistics):
+        model = build_model(config, info.num_classes)
+    with strategy.scope():
+        compile_model(model, config, steps_per_epoch)
+    return info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model
+
+
 def evaluate(config, strategy=None, printer=print):
     """Evaluates the latest checkpoint (or `model.keras`) of `config.model_dir` on the eval
     split; writes `eval_metrics.json` and returns its dict."""
@@ -591,16 +602,7 @@ def evaluate(config, strategy=None, printer=print):
             f"directory; there is neither. Received: model_dir={config.model_dir}"
         )
     _set_precision(config, strategy_lib.resolve_strategy_name(config.strategy, config.tpu))
-    info = data.dataset_info(config.dataset, config.data_dir)
-    steps_per_epoch, _ = plan_steps(config, info.num_train_examples)
-    multi_worker = _num_workers(strategy) > 1
-    if multi_worker:
-        _patch_keras_multi_worker_logs()
-    _, eval_ds, eval_steps = _datasets(config, strategy, info, multi_worker)
-    with strategy.scope(), tf.variable_creator_scope(_synchronized_moving_statistics):
-        model = build_model(config, info.num_classes)
-    with strategy.scope():
-        compile_model(model, config, steps_per_epoch)
+    info, _, _, _, eval_ds, eval_steps, model = _prepare(config, strategy)
     state = callbacks_lib.ResumableCheckpoint(checkpoint_dir).restore(model)
     if state is not None:
         source = checkpoint_dir / state["checkpoint"]
