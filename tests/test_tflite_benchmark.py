@@ -60,11 +60,18 @@ def _run_tflite(flatbuffer, x):
         (ghostnet_keras.GGhostNet050, (32, 32, 3)),
     ],
 )
-def test_export_graph_is_equivalent(builder, shape):
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_export_graph_is_equivalent(builder, shape, quantize):
     keras.utils.set_random_seed(0)
     model = builder(input_shape=shape, classifier_activation=None)
     _randomize_batch_norms(model)
-    exported = optimize.export_graph(model)
+    exported = optimize.export_graph(model, quantize=quantize)
+    names = [layer.name for layer in exported.layers]
+    if builder is not ghostnet_keras.GGhostNet050:
+        # A stride-2 bottleneck's depthwise conv moved before its concatenation (both
+        # precisions) and a projection split over the concatenation (float only).
+        assert any(name.endswith("dw_conv_export_1") for name in names)
+        assert any(name.endswith("_export_sum") for name in names) == (quantize == "none")
     kinds = {type(layer).__name__ for layer in exported.layers}
     # The rewrites applied: no normalisation, no BN left; weights untouched in the original.
     assert "Normalization" not in kinds and "BatchNormalization" not in kinds
@@ -73,6 +80,22 @@ def test_export_graph_is_equivalent(builder, shape):
     x = np.random.default_rng(1).uniform(0, 255, (2, *shape)).astype("float32")
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     got = np.concatenate([keras.ops.convert_to_numpy(exported(x[i : i + 1])) for i in range(2)])
+    scale = np.abs(expected).max()
+    assert scale > 0.1
+    np.testing.assert_allclose(got, expected, atol=1e-5 * max(1.0, scale), rtol=0)
+
+
+def test_every_rewrite_at_224_is_equivalent():
+    """All rewrites at once, the narrow-ghost one (112x112 only) included."""
+    keras.utils.set_random_seed(0)
+    model = ghostnet_keras.GhostNet050(classifier_activation=None)
+    _randomize_batch_norms(model)
+    exported = optimize.export_graph(model, rewrites=optimize.REWRITES)
+    names = [layer.name for layer in exported.layers]
+    assert sum(name.endswith("_export_twice") for name in names) == 2
+    x = np.random.default_rng(1).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    got = keras.ops.convert_to_numpy(exported(x))
     scale = np.abs(expected).max()
     assert scale > 0.1
     np.testing.assert_allclose(got, expected, atol=1e-5 * max(1.0, scale), rtol=0)
@@ -222,3 +245,29 @@ def test_cli_rejects_a_file_that_is_not_tflite(tmp_path):
     result = _cli("no_such_model")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: Not a .tflite file")
+
+
+@pytest.mark.parametrize(
+    "machine, cpuinfo, expected",
+    [
+        (
+            "x86_64",
+            "model name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2 fma f16c\n",
+            "AMD EPYC (x86_64): AVX2, FMA; no AVX-512, no VNNI",
+        ),
+        (
+            "x86_64",
+            "model name\t: Xeon\nflags\t\t: avx2 fma avx512f avx512bw avx512_vnni\n",
+            "Xeon (x86_64): AVX2, FMA, AVX-512, AVX-512 VNNI",
+        ),
+        (
+            "aarch64",
+            "processor\t: 0\nFeatures\t: fp asimd fphp asimddp i8mm\nModel\t: Pixel\n",
+            "Pixel (aarch64): NEON, dot product, i8mm, fp16",
+        ),
+    ],
+)
+def test_cpu_description_names_the_simd_extensions(tmp_path, machine, cpuinfo, expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    assert benchmark.cpu_description(str(path), machine=machine) == expected

@@ -78,6 +78,61 @@ def peer_model(name, input_shape=(224, 224, 3)):
     raise ValueError(f"Unknown peer model; choose from {', '.join(PEERS)}. Received: name={name!r}")
 
 
+def cpu_description(cpuinfo="/proc/cpuinfo", machine=None):
+    """The CPU and the SIMD extensions that decide which XNNPACK kernels run, as one line.
+
+    Latency ratios between models depend on them: int8 convolutions are much faster, next to
+    float32, with AVX-512 VNNI (or ARM's dot-product instructions) than with AVX2 alone.
+    For example ``"AMD EPYC (x86_64): AVX2, FMA; no AVX-512, no VNNI"``.
+    """
+    import platform
+
+    machine = machine or platform.machine()
+    name, flags = "", set()
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and not name:
+                    name = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    name = name or platform.processor() or "unknown CPU"
+    if not flags:
+        return f"{name} ({machine})"
+    if machine in ("x86_64", "AMD64", "i686"):
+        has = [
+            label
+            for flag, label in (
+                ("avx2", "AVX2"),
+                ("fma", "FMA"),
+                ("avx512f", "AVX-512"),
+                ("avx512_vnni", "AVX-512 VNNI"),
+                ("avx_vnni", "AVX-VNNI"),
+            )
+            if flag in flags
+        ]
+        lacks = []
+        if "avx512f" not in flags:
+            lacks.append("AVX-512")
+        if not flags & {"avx512_vnni", "avx_vnni"}:
+            lacks.append("VNNI")
+        return (
+            f"{name} ({machine}): "
+            + ", ".join(has)
+            + ("; no " + ", no ".join(lacks) if lacks else "")
+        )
+    arm = [
+        label
+        for flag, label in (("asimddp", "dot product"), ("i8mm", "i8mm"), ("fphp", "fp16"))
+        if flag in flags
+    ]
+    return f"{name} ({machine}): NEON" + ("".join(f", {a}" for a in arm))
+
+
 def _schema():
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
@@ -290,14 +345,14 @@ def convert_for_benchmark(
     """Converts a Keras model as the benchmark does: export graph, converter, float softmax.
 
     ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
-    rewrites (default: all of ``tflite.optimize.REWRITES``); ``float_softmax=False`` skips
-    the flatbuffer rewrite of a quantized final softmax.
+    rewrites (default: ``tflite.optimize.default_rewrites(quantize)``);
+    ``float_softmax=False`` skips the flatbuffer rewrite of a quantized final softmax.
     """
     from tflite import convert
     from tflite import optimize as opt
 
     if optimize:
-        model = opt.export_graph(model, rewrites=opt.REWRITES if rewrites is None else rewrites)
+        model = opt.export_graph(model, rewrites=rewrites, quantize=quantize)
     flatbuffer = convert.convert_model(
         model,
         quantize=quantize,
@@ -539,11 +594,13 @@ def main(argv=None):
         for row in rows:
             ops = ", ".join(f"{k} {v}" for k, v in row["census"].most_common())
             print(f"{row['model']} ({row['quantize']}): {ops}")
+    cpu = f"{cpu_description()}, {args.threads} thread(s)"
+    print(cpu)
     print(table)
     if args.output:
         command = "python -m tflite.benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
         with open(args.output, "w") as f:
-            f.write(f"```\n{command}\n```\n\n{table}\n")
+            f.write(f"```\n{command}\n```\n\n{cpu}\n\n{table}\n")
     return 0
 
 

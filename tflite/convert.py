@@ -540,7 +540,9 @@ def run(args):
         graph = model
         if optimize is not None:
             try:
-                graph = optimize.export_graph(model, input_shape=(height, width, 3))
+                graph = optimize.export_graph(
+                    model, input_shape=(height, width, 3), quantize=args.quantize
+                )
             except ValueError as err:
                 print(f"WARNING: graph rewrites skipped ({err})", file=sys.stderr)
                 optimize = None

@@ -34,9 +34,24 @@ weights. Rewrites, each applied wherever its pattern occurs:
 4. **Narrow C-Ghost modules without CONCATENATION.** At high resolution and few
    channels (C-GhostNet's first block, 112x112x16 at width 1.0), ``concat[q, dw(q)]``
    becomes a 1x1 conv producing ``q`` twice and one depthwise conv whose first half
-   is the identity: two ops instead of three, no copy.
+   is the identity: two ops instead of three, no copy. Not a default: it doubles the 1x1
+   conv's multiply-adds; it paid on an AVX-512 x86 and cost 0.1-0.2 ms on an AVX2 one.
 
-Use it before converting: ``convert_model(export_graph(model), ...)``. It is
+5. **Depthwise convolution before the concatenation.** ``dw(concat[a, b])`` (a
+   depthwise conv, optionally after ``ZeroPadding2D`` and before BN and ReLU, all per
+   channel) becomes ``concat[dw_a(a), dw_b(b)]``. In a stride-2 Ghost bottleneck the
+   concatenation then copies a quarter of the data (C-GhostNet's 112x112x48 expansion:
+   56x56x48). Measured on x86 (AVX2): -0.18 ms float32 and -0.07 ms int8 on that block.
+6. **Convolution split over the concatenation's parts.** ``conv(concat[a, b])`` (any
+   kernel, no activation, optionally before BN) becomes ``conv_a(a) + conv_b(b)``: the
+   copy of the wide concatenation is replaced by an ADD of the narrow output (a Ghost
+   bottleneck's expansion feeding its projection). It pays in float32 and costs a little
+   in int8 (one more requantized output), so it is a float-only default.
+
+Which rewrites pay depends on the precision and a little on the CPU:
+:func:`default_rewrites` gives the defaults per quantization, measured on x86 (see
+``benchmarks/results/``). Use it before converting:
+``convert_model(export_graph(model, quantize=q), quantize=q, ...)``. It is
 a no-op (a plain copy with a batch-1 input) for models without these patterns.
 """
 
@@ -44,13 +59,28 @@ import keras
 import numpy as np
 from keras import layers
 
-__all__ = ["export_graph", "float_softmax"]
+__all__ = ["default_rewrites", "export_graph", "float_softmax"]
 
-# The ghost-module rewrite (4. above) pays in XNNPACK (measured on x86, fp32 and int8) for
+# The ghost-module rewrite (4. above) pays in XNNPACK on AVX-512 (fp32 and int8) for
 # outputs of at most 16 channels on at least 112x112 positions, and costs time elsewhere.
 GHOST_CONCAT_MAX_CHANNELS = 16
-REWRITES = ("stem", "gate", "ghost")
 GHOST_CONCAT_MIN_POSITIONS = 112 * 112
+REWRITES = ("stem", "gate", "ghost", "concat_dw", "concat_conv")
+# The defaults per precision (measured on x86 with XNNPACK, benchmarks/results/). "ghost"
+# trades a copy for extra multiply-adds: it paid on an AVX-512 machine and cost 0.1-0.2 ms on
+# an AVX2 one, and phone CPUs are compute-bound, so it is never a default.
+FLOAT_REWRITES = ("stem", "gate", "concat_dw", "concat_conv")
+INT8_REWRITES = ("stem", "gate", "concat_dw")
+
+
+def default_rewrites(quantize="none"):
+    """The export rewrites that pay for a quantization mode (``"int8"``: no ``concat_conv``)."""
+    if quantize not in ("none", "float16", "dynamic", "int8"):
+        raise ValueError(
+            "`quantize` must be one of none, float16, dynamic, int8. "
+            f"Received: quantize={quantize!r}"
+        )
+    return INT8_REWRITES if quantize == "int8" else FLOAT_REWRITES
 
 
 @keras.saving.register_keras_serializable(package="ghostnet_keras_tflite")
@@ -297,6 +327,87 @@ class _Rebuilder:
         self.new[id(self._output(concat))] = y
         return True
 
+    def concatenation(self, concat):
+        """Rewrites 5. and 6.: the sole consumer of a channel concatenation moved into its parts."""
+        out = self._output(concat)
+        parts = self._node(concat).arguments.args[0]
+        if concat.axis not in (-1, 3) or len(out.shape) != 4 or len(parts) < 2:
+            return False
+        if any(len(p.shape) != 4 or p.shape[-1] is None for p in parts):
+            return False
+        user = self._sole_consumer(out)
+        if "concat_dw" in self.rewrites and self._depthwise_into_parts(concat, parts, user):
+            return True
+        if "concat_conv" in self.rewrites and self._conv_over_parts(concat, parts, user):
+            return True
+        return False
+
+    def _depthwise_into_parts(self, concat, parts, user):
+        """``[ZeroPadding2D ->] DepthwiseConv2D [-> BN] [-> ReLU]`` applied to each part."""
+        pad = user if _is(user, layers.ZeroPadding2D) else None
+        dw = self._sole_consumer(self._output(pad)) if pad is not None else user
+        if not (
+            _is(dw, layers.DepthwiseConv2D)
+            and dw.depth_multiplier == 1
+            and dw.activation in (None, keras.activations.linear)
+        ):
+            return False
+        kernel, bias = _conv_weights(dw)
+        kernel, bias, end = self._fold_conv_bn(dw, kernel, bias)
+        relu = self._sole_consumer(self._output(end))
+        relu = relu if self._plain_relu(relu) else None
+        outputs, start = [], 0
+        for i, part in enumerate(parts):
+            stop = start + part.shape[-1]
+            x = self._get(part)
+            if pad is not None:
+                x = layers.ZeroPadding2D(pad.padding, name=f"{pad.name}_export_{i}")(x)
+            new, weights = _new_conv(
+                dw,
+                kernel[:, :, start:stop].astype("float32"),
+                bias[start:stop].astype("float32"),
+                f"{dw.name}_export_{i}",
+                activation="relu" if relu else None,
+            )
+            outputs.append(new(x))
+            new.set_weights(weights)
+            start = stop
+        y = layers.Concatenate(axis=-1, name=f"{concat.name}_export")(outputs)
+        done = {concat, pad, dw, end, relu}
+        self.done.update(id(layer) for layer in done if layer is not None)
+        self.new[id(self._output(relu or end))] = y
+        return True
+
+    def _conv_over_parts(self, concat, parts, user):
+        """``Conv2D [-> BN]`` (no activation) as one convolution per part, summed."""
+        if not (
+            _is(user, layers.Conv2D)
+            and user.groups == 1
+            and user.activation in (None, keras.activations.linear)
+        ):
+            return False
+        kernel, bias = _conv_weights(user)
+        kernel, bias, end = self._fold_conv_bn(user, kernel, bias)
+        outputs, start = [], 0
+        for i, part in enumerate(parts):
+            stop = start + part.shape[-1]
+            # Linear in the input: a pending scale of the part goes into its kernel slice.
+            part_kernel = kernel[:, :, start:stop] / self.scale.get(id(part), 1.0)
+            part_bias = bias if i == 0 else np.zeros_like(bias)
+            new, weights = _new_conv(
+                user,
+                part_kernel.astype("float32"),
+                part_bias.astype("float32"),
+                f"{user.name}_export_{i}",
+            )
+            outputs.append(new(self.new[id(part)]))
+            new.set_weights(weights)
+            start = stop
+        y = layers.Add(name=f"{user.name}_export_sum")(outputs)
+        self.done.update({id(concat), id(user), id(end)})
+        self.new[id(self._output(end))] = y
+        return True
+
     def conv(self, conv):
         if conv.activation not in (None, keras.activations.linear):
             return self.generic(conv)
@@ -415,15 +526,19 @@ class _Rebuilder:
             self.scale[id(node.outputs[0])] = scale
 
 
-def export_graph(model, input_shape=None, rewrites=REWRITES):
+def export_graph(model, input_shape=None, rewrites=None, *, quantize="none"):
     """Returns an equivalent fixed-batch-1 Functional model that converts to a faster TFLite graph.
 
     Args:
         model: a Keras Functional model with one image input (channels last).
         input_shape: ``(height, width, channels)``; defaults to the model's input
             shape, or 224x224 where it is unknown.
-        rewrites: which rewrites to apply, among ``"stem"`` (1. above), ``"gate"`` (3.)
-            and ``"ghost"`` (4.); BatchNormalization is always folded (2.).
+        rewrites: which rewrites to apply, among ``"stem"`` (1. above), ``"gate"`` (3.),
+            ``"ghost"`` (4.), ``"concat_dw"`` (5.) and ``"concat_conv"`` (6.);
+            BatchNormalization is always folded (2.). Default:
+            ``default_rewrites(quantize)``.
+        quantize: the quantization the graph will be converted with (``"none"``,
+            ``"float16"``, ``"dynamic"`` or ``"int8"``); it only picks the default rewrites.
 
     Returns:
         A new ``keras.Model`` computing the same function as ``model`` on a
@@ -439,6 +554,8 @@ def export_graph(model, input_shape=None, rewrites=REWRITES):
         )
     from ghostnet_keras.profiler import _input_shape, static_copy
 
+    if rewrites is None:
+        rewrites = default_rewrites(quantize)
     unknown = set(rewrites) - set(REWRITES)
     if unknown or isinstance(rewrites, str):
         raise ValueError(
@@ -464,6 +581,8 @@ def export_graph(model, input_shape=None, rewrites=REWRITES):
         if "stem" in rewrites and _is(layer, layers.Normalization) and rebuilder.stem(layer):
             continue
         if "ghost" in rewrites and _is(layer, layers.Conv2D) and rebuilder.ghost_module(layer):
+            continue
+        if _is(layer, layers.Concatenate) and rebuilder.concatenation(layer):
             continue
         if _is(layer, layers.Conv2D) or _is(layer, layers.DepthwiseConv2D):
             rebuilder.conv(layer)
