@@ -140,6 +140,44 @@ def test_op_census_of_a_known_model():
         benchmark.op_census(b"not a flatbuffer at all")
 
 
+def test_single_op_models_recompose_the_model():
+    """Each op alone computes what it computes inside the whole model."""
+    keras.utils.set_random_seed(0)
+    flatbuffer = convert_model(_tiny_model())
+    parts = benchmark.single_op_models(flatbuffer)
+    assert [name for name, _, _ in parts] == [
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "MEAN",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    ]
+    assert [shape for _, shape, _ in parts] == [
+        (1, 16, 16, 8),
+        (1, 16, 16, 8),
+        (1, 8),
+        (1, 10),
+        (1, 10),
+    ]
+    # Chain the single-op models: the last output equals the whole model's.
+    x = np.random.default_rng(0).uniform(0, 255, (1, 16, 16, 3)).astype("float32")
+    y = x
+    for _, _, blob in parts:
+        interpreter = benchmark._interpreter(blob)
+        (detail,) = interpreter.get_input_details()
+        interpreter.set_tensor(detail["index"], y.reshape(detail["shape"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    whole = benchmark._interpreter(flatbuffer)
+    whole.set_tensor(whole.get_input_details()[0]["index"], x)
+    whole.invoke()
+    expected = whole.get_tensor(whole.get_output_details()[0]["index"])
+    np.testing.assert_allclose(y, expected, atol=1e-6)
+    rows = benchmark.op_profile(flatbuffer, runs=3)
+    assert [r["op"] for r in rows] == [name for name, _, _ in parts]
+    assert all(r["ms"] > 0 for r in rows)
+
+
 def test_profile_segments_cut_a_residual_model_at_its_adds():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 4))
@@ -225,13 +263,15 @@ def test_cli_times_a_tiny_model_and_prints_the_table(tmp_path):
     keras.utils.set_random_seed(0)
     path = tmp_path / "tiny.tflite"
     path.write_bytes(convert_model(_tiny_model()))
-    result = _cli(str(path), str(path), "--runs=5", "--warmup=1", "--census")
+    result = _cli(str(path), str(path), "--runs=5", "--warmup=1", "--census", "--op_profile")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert any(line.startswith("| model | quantization | MACs") for line in lines)
     rows = [line for line in lines if line.startswith("| tiny.tflite |")]
     assert len(rows) == 2 and all("| 5/5 |" in row for row in rows)
     assert "tiny.tflite ((file)): CONV_2D 1" in result.stdout
+    assert "Ops of tiny.tflite ((file)), each timed alone:" in result.stdout
+    assert sum(line.lstrip().startswith("DEPTHWISE_CONV_2D  ") for line in lines) == 2
 
 
 def test_cli_rejects_a_file_that_is_not_tflite(tmp_path):

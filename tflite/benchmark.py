@@ -19,6 +19,10 @@ their ratios to the first row of the same quantization (the first peer, MobileNe
 with ``--peers``). On a loaded machine the 10th percentile is the steadier estimate of the
 uncontended latency: preemption inflates the median of the longer-running models more.
 
+Profiles: ``--profile`` times the model's prefixes cut after every ADD (one residual block
+per segment, fused as in the whole graph); ``--op_profile`` times every op alone as a model
+of its own (``single_op_models``) and totals the time per op type.
+
 Delegation: the interpreter lists the model's nodes and, after them, one ``DELEGATE`` node
 per partition that XNNPACK took; each partition is the set of nodes between the partition's
 inputs and outputs, found by walking back from its outputs. Nodes in no partition run on
@@ -276,6 +280,68 @@ def profile_segments(flatbuffer, *, runs=100, num_threads=1, cut_ops=("ADD",)):
             }
         )
         previous = cumulative
+    return rows
+
+
+def single_op_models(flatbuffer):
+    """Every op of a single-subgraph `.tflite` model as a model of its own.
+
+    Returns a list of ``(op_name, output_shape, flatbuffer)`` in execution order. Each model
+    takes the op's computed inputs as its inputs (with their types and quantization) and
+    keeps only the constant buffers that op reads.
+    """
+    check_tflite(bytes(flatbuffer[:8]))
+    schema, flatbuffer_utils, names = _schema()
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    if len(model.subgraphs) != 1:
+        raise ValueError(
+            "Only single-subgraph models can be cut into ops. "
+            f"Received: {len(model.subgraphs)} subgraphs"
+        )
+    graph = model.subgraphs[0]
+    data = [buffer.data for buffer in model.buffers]
+    constant = {i for i, t in enumerate(graph.tensors) if t.buffer and data[t.buffer] is not None}
+    result = []
+    for op in list(graph.operators):
+        code = flatbuffer_utils.get_builtin_code_from_operator_code(
+            model.operatorCodes[op.opcodeIndex]
+        )
+        used = {graph.tensors[t].buffer for t in op.inputs if t >= 0}
+        for i, buffer in enumerate(model.buffers):
+            buffer.data = data[i] if i in used else None
+        graph.operators = [op]
+        graph.inputs = [t for t in op.inputs if t >= 0 and t not in constant]
+        graph.outputs = list(op.outputs)
+        shape = tuple(int(d) for d in graph.tensors[op.outputs[0]].shape)
+        blob = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+        result.append((names.get(code, "CUSTOM"), shape, blob))
+    return result
+
+
+def op_profile(flatbuffer, *, runs=200, num_threads=1):
+    """Op-level profile: each op timed alone, warm (its weights and input in cache).
+
+    Returns a list of dicts ``index``, ``op``, ``shape`` (of the output) and ``ms`` (the
+    best of 5 averages over ``runs`` consecutive invocations). Their sum is close to the
+    warm latency of the whole model but not equal: alone, an op cannot be fused with its
+    neighbour (XNNPACK folds a PAD into the next convolution, so a PAD alone costs a copy
+    that the whole graph does not pay) and its data is always in cache.
+    """
+    rng = np.random.default_rng(0)
+    rows = []
+    for index, (op, shape, blob) in enumerate(single_op_models(flatbuffer)):
+        interpreter = _interpreter(blob, num_threads)
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+        for _ in range(10):
+            interpreter.invoke()
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(runs):
+                interpreter.invoke()
+            best = min(best, (time.perf_counter() - start) / runs * 1e3)
+        rows.append({"index": index, "op": op, "shape": shape, "ms": best})
     return rows
 
 
@@ -551,6 +617,7 @@ def _parse_args(argv):
     add("--census", action="store_true", help="also print the op census of every model")
     add("--save_dir", default=None, help="write the converted .tflite files to this folder")
     add("--profile", action="store_true", help="also time each residual block (cut at ADD)")
+    add("--op_profile", action="store_true", help="also time every op alone, totals per op type")
     add("--output", default=None, help="also write the table (Markdown) to this file")
     return parser.parse_args(argv)
 
@@ -590,6 +657,19 @@ def main(argv=None):
                     f"  ops ..{seg['end_op']:3d}  {seg['cumulative_ms']:7.3f} ms cumulative  "
                     f"{seg['segment_ms']:+7.3f} ms  {ops}"
                 )
+    if args.op_profile:
+        for row in rows:
+            ops = op_profile(row["flatbuffer_for_profile"], runs=args.runs)
+            totals = collections.defaultdict(lambda: [0, 0.0])
+            for op in ops:
+                totals[op["op"]][0] += 1
+                totals[op["op"]][1] += op["ms"]
+            print(
+                f"Ops of {row['model']} ({row['quantize']}), each timed alone: "
+                f"{sum(op['ms'] for op in ops):.3f} ms in all"
+            )
+            for name, (count, ms) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+                print(f"  {name:24s} x{count:<4d} {ms:8.3f} ms")
     if args.census:
         for row in rows:
             ops = ", ".join(f"{k} {v}" for k, v in row["census"].most_common())
