@@ -4,11 +4,12 @@
         --runs=300 --output=benchmarks/results/tflite_latency.md --plot=docs/latency.png
 
 Every model is converted the same way (``tflite.benchmark.convert_for_benchmark``: the
-export-graph rewrite, the project's converter, float softmax) for each quantization, with
-int8 calibrated on the same real images; C-GhostNet-1.0 is also converted without the
-rewrites ("naive") to show what they buy. All models of all quantizations are timed in ONE
-interleaved session (single thread, batch 1, LiteRT + XNNPACK): medians and ratios to
-MobileNetV2-1.0 of the same quantization.
+export-graph rewrites for the quantization, the project's converter, float softmax) for
+each quantization, with int8 calibrated on the same real images; C-GhostNet-1.0 is also
+converted without the rewrites ("naive") and with them added one at a time, to show what
+each buys. All models of all quantizations are timed in ONE interleaved session (single
+thread, batch 1, LiteRT + XNNPACK): medians and ratios to MobileNetV2-1.0 of the same
+quantization. The header names the CPU's SIMD extensions: the ratios depend on them.
 """
 
 import argparse
@@ -16,7 +17,6 @@ import collections
 import datetime
 import json
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,7 +62,7 @@ def plot(rows, path):
         "mobilenet_v3_large_075": "MobileNetV3-L-0.75",
         "mobilenet_v3_large_100": "MobileNetV3-L-1.0",
     }
-    styles = {"none": ("o", "float32"), "int8": ("s", "int8"), "float16": ("^", "float16")}
+    styles = {"none": ("o", "float32"), "int8": ("s", "int8")}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, key, ylabel in (
         (axes[0], "top1", "ImageNet top-1 (%, published)"),
@@ -109,9 +109,40 @@ def plot(rows, path):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle("C-GhostNet vs keras.applications MobileNets: same converter, same run")
+    from tflite.benchmark import cpu_description
+
+    fig.suptitle(
+        "C-GhostNet vs keras.applications MobileNets: same converter, same run\n"
+        + cpu_description()
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _rewrite_variants(quantize):
+    """C-GhostNet-1.0 with the export rewrites added one at a time, then "ghost" (off by default).
+
+    The defaults for ``quantize`` (``tflite.optimize.default_rewrites``) are the
+    "ghostnet_100" row; the rows here show what each step buys, cumulatively.
+    """
+    from tflite import optimize
+
+    steps = [("stem",), ("stem", "gate")]
+    if quantize == "none":
+        steps.append(("stem", "gate", "concat_dw"))
+    variants = [("ghostnet_100 (naive)", "ghostnet_100", {"optimize": False})]
+    for rewrites in steps:
+        label = "ghostnet_100 +" + " +".join(rewrites)
+        variants.append((label, "ghostnet_100", {"rewrites": rewrites, "float_softmax": False}))
+    if quantize == "int8":
+        variants.append(
+            ("ghostnet_100 +stem +gate +softmax", "ghostnet_100", {"rewrites": ("stem", "gate")})
+        )
+    defaults = optimize.default_rewrites(quantize)
+    variants.append(
+        ("ghostnet_100 default +ghost", "ghostnet_100", {"rewrites": (*defaults, "ghost")})
+    )
+    return variants
 
 
 def main(argv=None):
@@ -142,25 +173,8 @@ def main(argv=None):
     rows, flatbuffers = [], {}
     for quantize in quantizations:
         variants = [(p, p, {}) for p in (*benchmark.PEERS, *GHOSTNETS)]
-        # What each rewrite buys, on C-GhostNet-1.0 (cumulative; the full pipeline is the
-        # "ghostnet_100" row above).
-        variants += [
-            ("ghostnet_100 (naive)", "ghostnet_100", {"optimize": False}),
-            ("ghostnet_100 +stem", "ghostnet_100", {"rewrites": ("stem",), "float_softmax": False}),
-            (
-                "ghostnet_100 +stem +gate",
-                "ghostnet_100",
-                {"rewrites": ("stem", "gate"), "float_softmax": False},
-            ),
-        ]
-        if quantize == "int8":
-            variants.append(
-                (
-                    "ghostnet_100 +stem +gate +softmax",
-                    "ghostnet_100",
-                    {"rewrites": ("stem", "gate")},
-                )
-            )
+        if quantize in ("none", "int8"):
+            variants += _rewrite_variants(quantize)
         for label, name, options in variants:
             print(f"Converting {label} ({quantize})...", flush=True)
             model = benchmark._keras_model(name)
@@ -220,7 +234,7 @@ def _time_and_report(args, argv, rows, flatbuffers):
             f.write(
                 f"# TFLite latency\n\n```\n{command}\n```\n\n"
                 f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
-                f"{platform.machine()}, {os.cpu_count()} cores, load average at the end "
+                f"{benchmark.cpu_description()}, {os.cpu_count()} cores, load average at the end "
                 f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}\n\n{table}\n\n{notes}"
             )
     if args.plot:
