@@ -228,6 +228,41 @@ def ghostnet100():
     return model
 
 
+def test_float_depthwise_delegates_the_dynamic_range_depthwise_convs():
+    keras.utils.set_random_seed(0)
+    model = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classifier_activation=None)
+    _randomize_batch_norms(model)
+    hybrid = convert_model(model, quantize="dynamic")
+    before = benchmark.delegation(hybrid)
+    # The 5x5 kernels of the last stage (336 channels) have int8 weights: hybrid ops.
+    assert before["not_delegated"]["DEPTHWISE_CONV_2D"] >= 4
+    rewritten = optimize.float_depthwise(hybrid)
+    after = benchmark.delegation(rewritten)
+    assert after["delegated"] == after["total"] == before["total"]
+    assert after["partitions"] == 1
+    assert len(rewritten) - len(hybrid) < 0.05 * len(hybrid)
+    assert optimize.float_depthwise(rewritten) == rewritten  # nothing left to rewrite
+    # Same int8-derived weights, float activations: at least as close to Keras as before.
+    x = np.random.default_rng(2).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+
+    def run(flatbuffer):
+        interpreter = benchmark._interpreter(flatbuffer)
+        index = interpreter.get_input_details()[0]["index"]
+        output = interpreter.get_output_details()[0]["index"]
+        outputs = []
+        for image in x:
+            interpreter.set_tensor(index, image[None])
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(output)[0])
+        return np.stack(outputs)
+
+    error_before = np.abs(run(hybrid) - expected).max()
+    error_after = np.abs(run(rewritten) - expected).max()
+    assert error_after <= error_before * 1.05 + 1e-6
+    assert error_after < 0.1 * max(1.0, np.abs(expected).max())
+
+
 def test_ghostnet100_float32_fully_delegated_and_equal(ghostnet100, ghostnet100_real_images):
     flatbuffer = benchmark.convert_for_benchmark(ghostnet100, "none")
     d = benchmark.delegation(flatbuffer)

@@ -9,7 +9,8 @@ Each argument is a `.tflite` file or a registry model name. Registry models (and
 0-255 RGB input with the normalisation in the graph) are converted here the same way:
 ``tflite.optimize.export_graph`` (an equivalent graph that converts to fewer, fused ops),
 ``tflite.convert.convert_model`` with the same quantization and the same real calibration
-images, then ``tflite.optimize.float_softmax``. ``--nooptimize`` skips the two rewrites.
+images, then ``tflite.optimize.finish_flatbuffer`` (float softmax for int8, float depthwise
+kernels for dynamic range). ``--nooptimize`` skips both kinds of rewrites.
 
 Timing: one LiteRT ``Interpreter`` per model (``num_threads`` threads, XNNPACK, its default
 delegate), ``--warmup`` invocations each, then ``--runs`` rounds in which every model is
@@ -218,6 +219,19 @@ def delegation(flatbuffer, num_threads=1, interpreter=None):
     }
 
 
+def _single_subgraph(flatbuffer, pieces):
+    """``(flatbuffer_utils, op names, model object)`` of a one-subgraph `.tflite` model."""
+    check_tflite(bytes(flatbuffer[:8]))
+    _, flatbuffer_utils, names = _schema()
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    if len(model.subgraphs) != 1:
+        raise ValueError(
+            f"Only single-subgraph models can be cut into {pieces}. "
+            f"Received: {len(model.subgraphs)} subgraphs"
+        )
+    return flatbuffer_utils, names, model
+
+
 def truncated_models(flatbuffer, cut_ops=("ADD",)):
     """Prefixes of a single-subgraph `.tflite` model, cut after every op named in ``cut_ops``.
 
@@ -227,14 +241,7 @@ def truncated_models(flatbuffer, cut_ops=("ADD",)):
     side gives the cost of each segment (for a residual network, cut at ADD: one block per
     segment) while XNNPACK still fuses and plans each prefix as it would the whole graph.
     """
-    check_tflite(bytes(flatbuffer[:8]))
-    schema, flatbuffer_utils, names = _schema()
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    if len(model.subgraphs) != 1:
-        raise ValueError(
-            "Only single-subgraph models can be cut into segments. "
-            f"Received: {len(model.subgraphs)} subgraphs"
-        )
+    flatbuffer_utils, names, model = _single_subgraph(flatbuffer, "segments")
     ops = [
         names.get(
             flatbuffer_utils.get_builtin_code_from_operator_code(
@@ -290,14 +297,7 @@ def single_op_models(flatbuffer):
     takes the op's computed inputs as its inputs (with their types and quantization) and
     keeps only the constant buffers that op reads.
     """
-    check_tflite(bytes(flatbuffer[:8]))
-    schema, flatbuffer_utils, names = _schema()
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    if len(model.subgraphs) != 1:
-        raise ValueError(
-            "Only single-subgraph models can be cut into ops. "
-            f"Received: {len(model.subgraphs)} subgraphs"
-        )
+    flatbuffer_utils, names, model = _single_subgraph(flatbuffer, "ops")
     graph = model.subgraphs[0]
     data = [buffer.data for buffer in model.buffers]
     constant = {i for i, t in enumerate(graph.tensors) if t.buffer and data[t.buffer] is not None}
@@ -426,7 +426,9 @@ def convert_for_benchmark(
         representative_images=calibration,
         num_calibration=len(calibration) if calibration is not None else 200,
     )
-    return opt.float_softmax(flatbuffer) if optimize and float_softmax else flatbuffer
+    if not optimize:
+        return flatbuffer
+    return opt.finish_flatbuffer(flatbuffer) if float_softmax else opt.float_depthwise(flatbuffer)
 
 
 def _keras_model(name):
@@ -508,7 +510,7 @@ def run_benchmark(
         calibration_data: ``folder:PATH`` or a TFDS name, for ``int8``.
         num_calibration: calibration images.
         runs, warmup, num_threads: see :func:`measure_latency`.
-        optimize: apply ``export_graph`` and ``float_softmax``.
+        optimize: apply ``export_graph`` and ``finish_flatbuffer``.
         save_dir: if given, write the converted models there as ``NAME_QUANTIZE.tflite``
             (to run them on a phone with ``benchmark_model``).
         progress: ``callable(str)`` for progress lines, or None.

@@ -556,7 +556,7 @@ def run(args):
             image_size=height,
         )
         if optimize is not None:
-            flatbuffer = optimize.float_softmax(flatbuffer)
+            flatbuffer = optimize.finish_flatbuffer(flatbuffer)
     write_atomically(args.output, flatbuffer)
     print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
 

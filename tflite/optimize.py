@@ -59,7 +59,13 @@ import keras
 import numpy as np
 from keras import layers
 
-__all__ = ["default_rewrites", "export_graph", "float_softmax"]
+__all__ = [
+    "default_rewrites",
+    "export_graph",
+    "finish_flatbuffer",
+    "float_depthwise",
+    "float_softmax",
+]
 
 # The ghost-module rewrite (4. above) pays in XNNPACK on AVX-512 (fp32 and int8) for
 # outputs of at most 16 channels on at least 112x112 positions, and costs time elsewhere.
@@ -131,6 +137,14 @@ def _bn_scale_shift(bn):
     scale = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
     shift = beta - bn.moving_mean.numpy() * scale
     return scale, shift
+
+
+def _channel_ranges(parts):
+    """``(index, part, start, stop)``: the channels each part of a concatenation fills."""
+    start = 0
+    for i, part in enumerate(parts):
+        yield i, part, start, start + part.shape[-1]
+        start += part.shape[-1]
 
 
 def _conv_weights(conv):
@@ -356,9 +370,8 @@ class _Rebuilder:
         kernel, bias, end = self._fold_conv_bn(dw, kernel, bias)
         relu = self._sole_consumer(self._output(end))
         relu = relu if self._plain_relu(relu) else None
-        outputs, start = [], 0
-        for i, part in enumerate(parts):
-            stop = start + part.shape[-1]
+        outputs = []
+        for i, part, start, stop in _channel_ranges(parts):
             x = self._get(part)
             if pad is not None:
                 x = layers.ZeroPadding2D(pad.padding, name=f"{pad.name}_export_{i}")(x)
@@ -371,7 +384,6 @@ class _Rebuilder:
             )
             outputs.append(new(x))
             new.set_weights(weights)
-            start = stop
         y = layers.Concatenate(axis=-1, name=f"{concat.name}_export")(outputs)
         done = {concat, pad, dw, end, relu}
         self.done.update(id(layer) for layer in done if layer is not None)
@@ -388,9 +400,8 @@ class _Rebuilder:
             return False
         kernel, bias = _conv_weights(user)
         kernel, bias, end = self._fold_conv_bn(user, kernel, bias)
-        outputs, start = [], 0
-        for i, part in enumerate(parts):
-            stop = start + part.shape[-1]
+        outputs = []
+        for i, part, start, stop in _channel_ranges(parts):
             # Linear in the input: a pending scale of the part goes into its kernel slice.
             part_kernel = kernel[:, :, start:stop] / self.scale.get(id(part), 1.0)
             part_bias = bias if i == 0 else np.zeros_like(bias)
@@ -402,7 +413,6 @@ class _Rebuilder:
             )
             outputs.append(new(self.new[id(part)]))
             new.set_weights(weights)
-            start = stop
         y = layers.Add(name=f"{user.name}_export_sum")(outputs)
         self.done.update({id(concat), id(user), id(end)})
         self.new[id(self._output(end))] = y
@@ -675,3 +685,62 @@ def float_softmax(flatbuffer):
     if not changed:
         return flatbuffer
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def float_depthwise(flatbuffer):
+    """Stores the int8 weights of hybrid depthwise convolutions dequantized, so XNNPACK runs them.
+
+    Dynamic-range quantization gives large depthwise kernels int8 weights and keeps float
+    activations (a "hybrid" DEPTHWISE_CONV_2D). XNNPACK does not take that op, so each runs
+    on the reference kernel, in a partition of its own. This replaces every such weight
+    tensor by its dequantized float32 values ``scale * (q - zero_point)`` (per channel):
+    the op becomes a float depthwise conv on exactly the weights of the quantized file,
+    without the hybrid kernel's on-the-fly int8 rounding of the activations. Depthwise
+    kernels are a small part of a model, so the file grows little. Other models are
+    returned unchanged.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    changed = False
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = flatbuffer_utils.get_builtin_code_from_operator_code(
+                model.operatorCodes[op.opcodeIndex]
+            )
+            if code != schema.BuiltinOperator.DEPTHWISE_CONV_2D or len(op.inputs) < 2:
+                continue
+            x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+            if x.type != schema.TensorType.FLOAT32 or w.type != schema.TensorType.INT8:
+                continue
+            buffer = model.buffers[w.buffer]
+            if buffer.data is None or w.quantization is None or w.quantization.scale is None:
+                continue
+            q = np.frombuffer(bytes(bytearray(buffer.data)), np.int8).reshape(w.shape)
+            scale = np.asarray(w.quantization.scale, np.float32)
+            zero = np.asarray(
+                w.quantization.zeroPoint if w.quantization.zeroPoint is not None else 0,
+                np.float32,
+            )
+            if scale.size > 1:  # per channel, along quantizedDimension
+                shape = [1] * q.ndim
+                shape[w.quantization.quantizedDimension] = scale.size
+                scale, zero = (
+                    scale.reshape(shape),
+                    np.broadcast_to(zero, scale.shape).reshape(shape),
+                )
+            weights = ((q.astype(np.float32) - zero) * scale).astype("<f4")
+            buffer.data = np.frombuffer(weights.tobytes(), np.uint8)
+            w.type = schema.TensorType.FLOAT32
+            w.quantization = None
+            changed = True
+    if not changed:
+        return flatbuffer
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def finish_flatbuffer(flatbuffer):
+    """The flatbuffer rewrites, each a no-op where it does not apply: :func:`float_softmax`
+    (full-integer models) and :func:`float_depthwise` (dynamic-range models)."""
+    return float_depthwise(float_softmax(flatbuffer))
