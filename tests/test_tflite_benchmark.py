@@ -60,18 +60,21 @@ def _run_tflite(flatbuffer, x):
         (ghostnet_keras.GGhostNet050, (32, 32, 3)),
     ],
 )
-@pytest.mark.parametrize("quantize", ["none", "int8"])
-def test_export_graph_is_equivalent(builder, shape, quantize):
+@pytest.mark.parametrize("rewrites", ["default", "all"])
+def test_export_graph_is_equivalent(builder, shape, rewrites):
     keras.utils.set_random_seed(0)
     model = builder(input_shape=shape, classifier_activation=None)
     _randomize_batch_norms(model)
-    exported = optimize.export_graph(model, quantize=quantize)
+    if rewrites == "default":
+        exported = optimize.export_graph(model)
+    else:
+        exported = optimize.export_graph(model, rewrites=optimize.REWRITES)
     names = [layer.name for layer in exported.layers]
     if builder is not ghostnet_keras.GGhostNet050:
-        # A stride-2 bottleneck's depthwise conv moved before its concatenation (both
-        # precisions) and a projection split over the concatenation (float only).
+        # A stride-2 bottleneck's depthwise conv moved before its concatenation and (not a
+        # default) a projection split over the concatenation.
         assert any(name.endswith("dw_conv_export_1") for name in names)
-        assert any(name.endswith("_export_sum") for name in names) == (quantize == "none")
+        assert any(name.endswith("_export_sum") for name in names) == (rewrites == "all")
     kinds = {type(layer).__name__ for layer in exported.layers}
     # The rewrites applied: no normalisation, no BN left; weights untouched in the original.
     assert "Normalization" not in kinds and "BatchNormalization" not in kinds

@@ -411,14 +411,16 @@ def convert_for_benchmark(
     """Converts a Keras model as the benchmark does: export graph, converter, float softmax.
 
     ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
-    rewrites (default: ``tflite.optimize.default_rewrites(quantize)``);
+    rewrites (default: ``tflite.optimize.DEFAULT_REWRITES``);
     ``float_softmax=False`` skips the flatbuffer rewrite of a quantized final softmax.
     """
     from tflite import convert
     from tflite import optimize as opt
 
     if optimize:
-        model = opt.export_graph(model, rewrites=rewrites, quantize=quantize)
+        model = opt.export_graph(
+            model, rewrites=opt.DEFAULT_REWRITES if rewrites is None else rewrites
+        )
     flatbuffer = convert.convert_model(
         model,
         quantize=quantize,

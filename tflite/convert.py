@@ -540,9 +540,7 @@ def run(args):
         graph = model
         if optimize is not None:
             try:
-                graph = optimize.export_graph(
-                    model, input_shape=(height, width, 3), quantize=args.quantize
-                )
+                graph = optimize.export_graph(model, input_shape=(height, width, 3))
             except ValueError as err:
                 print(f"WARNING: graph rewrites skipped ({err})", file=sys.stderr)
                 optimize = None

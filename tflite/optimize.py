@@ -45,13 +45,14 @@ weights. Rewrites, each applied wherever its pattern occurs:
 6. **Convolution split over the concatenation's parts.** ``conv(concat[a, b])`` (any
    kernel, no activation, optionally before BN) becomes ``conv_a(a) + conv_b(b)``: the
    copy of the wide concatenation is replaced by an ADD of the narrow output (a Ghost
-   bottleneck's expansion feeding its projection). It pays in float32 and costs a little
-   in int8 (one more requantized output), so it is a float-only default.
+   bottleneck's expansion feeding its projection). Not a default: it paid in float32
+   microbenchmarks of single bottlenecks (15-88 us each) and cost a little in int8 (one
+   more requantized output), but in the whole float32 C-GhostNet-1.0 its effect was within
+   the noise of the measurement (0.1 ms either way in five runs) for 7 more ops.
 
-Which rewrites pay depends on the precision and a little on the CPU:
-:func:`default_rewrites` gives the defaults per quantization, measured on x86 (see
-``benchmarks/results/``). Use it before converting:
-``convert_model(export_graph(model, quantize=q), quantize=q, ...)``. It is
+``DEFAULT_REWRITES`` are the rewrites that paid in the whole model, in float32 and int8, on
+x86 (see ``benchmarks/results/tflite_latency.md``). Use it before converting:
+``convert_model(export_graph(model), ...)``. It is
 a no-op (a plain copy with a batch-1 input) for models without these patterns.
 """
 
@@ -60,7 +61,6 @@ import numpy as np
 from keras import layers
 
 __all__ = [
-    "default_rewrites",
     "export_graph",
     "finish_flatbuffer",
     "float_depthwise",
@@ -72,21 +72,10 @@ __all__ = [
 GHOST_CONCAT_MAX_CHANNELS = 16
 GHOST_CONCAT_MIN_POSITIONS = 112 * 112
 REWRITES = ("stem", "gate", "ghost", "concat_dw", "concat_conv")
-# The defaults per precision (measured on x86 with XNNPACK, benchmarks/results/). "ghost"
-# trades a copy for extra multiply-adds: it paid on an AVX-512 machine and cost 0.1-0.2 ms on
-# an AVX2 one, and phone CPUs are compute-bound, so it is never a default.
-FLOAT_REWRITES = ("stem", "gate", "concat_dw", "concat_conv")
-INT8_REWRITES = ("stem", "gate", "concat_dw")
-
-
-def default_rewrites(quantize="none"):
-    """The export rewrites that pay for a quantization mode (``"int8"``: no ``concat_conv``)."""
-    if quantize not in ("none", "float16", "dynamic", "int8"):
-        raise ValueError(
-            "`quantize` must be one of none, float16, dynamic, int8. "
-            f"Received: quantize={quantize!r}"
-        )
-    return INT8_REWRITES if quantize == "int8" else FLOAT_REWRITES
+# Measured on x86 with XNNPACK (benchmarks/results/). "ghost" trades a copy for extra
+# multiply-adds: it paid on an AVX-512 machine and cost 0.1-0.2 ms on an AVX2 one, and phone
+# CPUs are compute-bound; "concat_conv" did not pay measurably in the whole model.
+DEFAULT_REWRITES = ("stem", "gate", "concat_dw")
 
 
 @keras.saving.register_keras_serializable(package="ghostnet_keras_tflite")
@@ -536,7 +525,7 @@ class _Rebuilder:
             self.scale[id(node.outputs[0])] = scale
 
 
-def export_graph(model, input_shape=None, rewrites=None, *, quantize="none"):
+def export_graph(model, input_shape=None, rewrites=DEFAULT_REWRITES):
     """Returns an equivalent fixed-batch-1 Functional model that converts to a faster TFLite graph.
 
     Args:
@@ -545,10 +534,8 @@ def export_graph(model, input_shape=None, rewrites=None, *, quantize="none"):
             shape, or 224x224 where it is unknown.
         rewrites: which rewrites to apply, among ``"stem"`` (1. above), ``"gate"`` (3.),
             ``"ghost"`` (4.), ``"concat_dw"`` (5.) and ``"concat_conv"`` (6.);
-            BatchNormalization is always folded (2.). Default:
-            ``default_rewrites(quantize)``.
-        quantize: the quantization the graph will be converted with (``"none"``,
-            ``"float16"``, ``"dynamic"`` or ``"int8"``); it only picks the default rewrites.
+            BatchNormalization is always folded (2.). Default: ``DEFAULT_REWRITES``
+            (``"stem"``, ``"gate"``, ``"concat_dw"``).
 
     Returns:
         A new ``keras.Model`` computing the same function as ``model`` on a
@@ -564,8 +551,6 @@ def export_graph(model, input_shape=None, rewrites=None, *, quantize="none"):
         )
     from ghostnet_keras.profiler import _input_shape, static_copy
 
-    if rewrites is None:
-        rewrites = default_rewrites(quantize)
     unknown = set(rewrites) - set(REWRITES)
     if unknown or isinstance(rewrites, str):
         raise ValueError(
