@@ -47,8 +47,8 @@ weights. Rewrites, each applied wherever its pattern occurs:
    copy of the wide concatenation is replaced by an ADD of the narrow output (a Ghost
    bottleneck's expansion feeding its projection). Not a default: it paid in float32
    microbenchmarks of single bottlenecks (15-88 us each) and cost a little in int8 (one
-   more requantized output), but in the whole float32 C-GhostNet-1.0 its effect was within
-   the noise of the measurement (0.1 ms either way in five runs) for 7 more ops.
+   more requantized output), but on the whole float32 C-GhostNet-1.0 its effect changed
+   sign between runs (-0.23 to +0.10 ms in six) for 7 more ops.
 
 ``DEFAULT_REWRITES`` are the rewrites that paid in the whole model, in float32 and int8, on
 x86 (see ``benchmarks/results/tflite_latency.md``). Use it before converting:
