@@ -225,7 +225,7 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
     expected = model.predict(images, verbose=0)
     # Relative to the logits' scale: BN statistics of only 10 images make some deep random
     # networks ill-conditioned (Ghost-ResNet-50-s2: 2.7e-3 on logits of magnitude 18, as far
-    # from Keras in float64 as Keras in float32 is: see the next test).
+    # from Keras in float64 as Keras in float32 is: see the float64 test at the end).
     np.testing.assert_allclose(
         _predict(flatbuffer, images),
         expected,
