@@ -120,7 +120,7 @@ def plot(rows, path):
 
 
 def _rewrite_variants(quantize):
-    """C-GhostNet-1.0 with the export rewrites added one at a time, then "ghost" (off by default).
+    """C-GhostNet-1.0 with the default rewrites added one at a time, then each opt-in one.
 
     The defaults (``tflite.optimize.DEFAULT_REWRITES``) are the "ghostnet_100" row; the
     rows here show what each step buys, cumulatively, then what the two rewrites that are

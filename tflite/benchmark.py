@@ -408,11 +408,11 @@ def convert_for_benchmark(
     rewrites=None,
     float_softmax=True,
 ):
-    """Converts a Keras model as the benchmark does: export graph, converter, float softmax.
+    """Converts a Keras model as the benchmark does: export graph, converter, flatbuffer rewrites.
 
     ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
-    rewrites (default: ``tflite.optimize.DEFAULT_REWRITES``);
-    ``float_softmax=False`` skips the flatbuffer rewrite of a quantized final softmax.
+    rewrites (default: ``tflite.optimize.DEFAULT_REWRITES``); ``float_softmax=False`` skips
+    the flatbuffer rewrite of a quantized final softmax (``float_depthwise`` still applies).
     """
     from tflite import convert
     from tflite import optimize as opt
