@@ -5,9 +5,7 @@ import os
 import keras
 from keras import layers
 
-# Mean and standard deviation of the reference weights, on 0-255 RGB input.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ghostnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
 MIN_INPUT_SIZE = 32
 POOLING_CHOICES = (None, "avg", "max")
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from ghostnet_keras._common import IMAGENET_MEAN, IMAGENET_STD
+from ghostnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
 
 _CLASSES_FILE = os.path.join(os.path.dirname(__file__), "imagenet_classes.json")
 _CLASSES = None
