@@ -1,4 +1,4 @@
-"""The input pipelines of training/data.py on real images: CIFAR-10 and Imagenette folders, and a
+"""The input pipelines of ghostnet_keras.data on real images: CIFAR-10 and Imagenette folders, and a
 TFDS data set built offline from the same files."""
 
 import hashlib
@@ -14,7 +14,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image, ImageOps
 
-from training import data
+from ghostnet_keras import data
+from ghostnet_keras.data import check, randaugment, transforms
 
 from conftest import load_image_folder, make_subset
 
@@ -302,7 +303,7 @@ def test_random_resized_crop_windows():
     range (the Inception / timm RandomResizedCrop distribution)."""
     areas, ratios = [], []
     for i in range(300):
-        begin, size = data._crop_window(tf.constant([160, 200, 3]), tf.constant([i, 7]))
+        begin, size = transforms.crop_window(tf.constant([160, 200, 3]), tf.constant([i, 7]))
         (top, left, _), (h, w, _) = begin.numpy(), size.numpy()
         assert top >= 0 and left >= 0 and top + h <= 160 and left + w <= 200
         areas.append(h * w / (160 * 200))
@@ -316,10 +317,11 @@ def test_randaugment_equalize_matches_pil(cifar_small):
     with Image.open(path) as pil:
         expected = np.asarray(ImageOps.equalize(pil.convert("RGB")), np.float32)
         image = np.asarray(pil.convert("RGB"), np.float32)
-    np.testing.assert_array_equal(data._equalize(tf.constant(image)).numpy(), expected)
+    np.testing.assert_array_equal(randaugment.equalize(tf.constant(image)).numpy(), expected)
     # Every one of the 14 operations keeps the shape and the 0-255 range.
     outputs = [
-        data._randaugment(tf.constant(image), tf.constant([i, 0]), 1, 9).numpy() for i in range(40)
+        randaugment.rand_augment(tf.constant(image), tf.constant([i, 0]), 1, 9).numpy()
+        for i in range(40)
     ]
     assert all(o.shape == image.shape and 0 <= o.min() and o.max() <= 255 for o in outputs)
     assert len({_digest(o) for o in outputs}) > 10
@@ -388,16 +390,16 @@ def test_folder_changes_are_seen(cifar_small, tmp_path):
 
 
 def test_check_cli(cifar_small, tmp_path, capfd):
-    """`python -m training.data folder:PATH --check` names the files training would skip."""
+    """`python -m ghostnet_keras.data folder:PATH --check` names the files training would skip."""
     root = make_subset(cifar_small, tmp_path / "data", 1)
     (root / "test" / "dog" / "broken.jpg").write_bytes(b"<html>404</html>")
-    assert data.main([f"folder:{root}", "--check"]) == 0
+    assert check.main([f"folder:{root}", "--check"]) == 0
     out, err = capfd.readouterr()
     assert "10 classes (airplane, automobile, bird" in out
     assert "train: 10 of 10 images decode" in out and "eval: 10 of 11 images decode" in out
     assert "1 image(s) cannot be decoded" in out
     assert f'skipping "{root / "test" / "dog" / "broken.jpg"}"' in err
-    assert data.main([f"folder:{tmp_path / 'nothing'}"]) == 1
+    assert check.main([f"folder:{tmp_path / 'nothing'}"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: The image folder") and "Traceback" not in "".join(err)
 
@@ -520,15 +522,22 @@ def test_tfds_dataset(tfds_dir, cifar_small):
 
 
 def test_module_does_not_import_keras():
-    """data.py also runs in the tf_keras (TF_USE_LEGACY_KERAS=1) QAT subprocess: it must not
-    pull in Keras 3 or our models there."""
+    """The data package also runs in the tf_keras (TF_USE_LEGACY_KERAS=1) QAT subprocess: it
+    must not pull in Keras 3 or our models there. The package ``ghostnet_keras`` itself (whose
+    ``__init__`` builds the Keras 3 model library) is stood in for by a bare package, so that
+    this checks what the data package imports."""
     code = (
-        "import sys; import training.data; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'ghostnet_keras')))"
+        "import sys, types; "
+        "package = types.ModuleType('ghostnet_keras'); package.__path__ = ['ghostnet_keras']; "
+        "sys.modules['ghostnet_keras'] = package; "
+        "import ghostnet_keras.data; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'ghostnet_keras') "
+        "and not m.startswith('ghostnet_keras.data')))"
     )
     root = pathlib.Path(__file__).resolve().parents[1]
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    last = out.stdout.strip().splitlines()[-1]
+    assert last == "['ghostnet_keras', 'ghostnet_keras.constants']"

@@ -538,13 +538,13 @@ def train_dataset(job, image_size):
         x, y = arrays["x"].astype("float32"), arrays["y"]
         data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0)
         return data.batch(batch), math.ceil(len(x) / batch)
-    from training import data as training_data
+    from ghostnet_keras import data as data_lib
 
     if image_size[0] != image_size[1]:
         raise ValueError(f"QAT data needs a square image size. Received: image_size={image_size}")
     spec, data_dir = job["train_spec"], job.get("data_dir")
-    info = training_data.dataset_info(spec, data_dir=data_dir)
-    data = training_data.make_dataset(
+    info = data_lib.dataset_info(spec, data_dir=data_dir)
+    data = data_lib.make_dataset(
         spec,
         "train",
         training=True,

@@ -392,9 +392,9 @@ def measure_latency(flatbuffers, *, runs=100, warmup=10, num_threads=1, progress
 
 
 def _calibration_images(spec, count, size):
-    from tflite import images
+    from ghostnet_keras.data import image_source
 
-    source = images.image_source(spec, "calibration", image_size=size, num_images=count)
+    source = image_source(spec, "calibration", image_size=size, num_images=count)
     return np.concatenate([x for x, _ in source.batches])
 
 

@@ -481,7 +481,7 @@ def run(args):
     """The command line's work, on parsed arguments; returns the flatbuffer."""
     import time
 
-    from tflite import images
+    from ghostnet_keras.data import image_source
 
     _validate_args(args)
     kwargs = {}
@@ -497,7 +497,7 @@ def run(args):
     if args.check:  # read first: QAT also predicts on these images with its Keras model
         data = args.calibration_data or args.qat_data
         if data:
-            source = images.image_source(
+            source = image_source(
                 data,
                 "eval",
                 image_size=height,
@@ -526,7 +526,7 @@ def run(args):
     else:
         calibration = None
         if args.quantize == "int8":
-            source = images.image_source(
+            source = image_source(
                 args.calibration_data,
                 "calibration",
                 image_size=height,

@@ -286,7 +286,8 @@ def _parse_args(argv):
 
 def run(args):
     """The command line's work, on parsed arguments; returns the result dict."""
-    from tflite import convert, images
+    from ghostnet_keras.data import image_source
+    from tflite import convert
 
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(
@@ -309,7 +310,7 @@ def run(args):
             kwargs["input_shape"] = (height, width, 3)
         keras_model = convert.load_model(args.keras_model, weights=args.weights, **kwargs)
         convert.model_image_shape(keras_model, height)  # the same input size, or an error
-    source = images.image_source(
+    source = image_source(
         args.data,
         "eval",
         image_size=height,

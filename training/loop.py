@@ -25,9 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 import ghostnet_keras
-from ghostnet_keras import registry
+from ghostnet_keras import data, registry
 from training import callbacks as callbacks_lib
-from training import data
 from training import strategy as strategy_lib
 
 CHECKPOINT_DIR = "checkpoints"

@@ -1,19 +1,22 @@
-"""Real, correctly preprocessed images for calibration and evaluation.
+"""Real, correctly preprocessed images as NumPy batches, for calibration and evaluation.
 
 A data spec is a TFDS name (``cifar10``) or ``folder:PATH``. TFDS data sets and folders with
-split sub-folders (``PATH/train/<class>/*`` and ``PATH/val/<class>/*``) go through
-:func:`training.data.make_dataset`; other folders (``PATH/<class>/*`` or a flat folder of
-images) are read here, with the same decoding and :func:`training.data.eval_transform`
-(resize, 0.875 centre crop), so that calibration sees exactly what evaluation sees.
+split sub-folders (``PATH/train/<class>/*`` and ``PATH/val/<class>/*``) pick the split that
+fits the purpose; other folders (``PATH/<class>/*`` or a flat folder of images) are used as
+they are. Every image gets the same decoding and `eval_transform` (resize, centre crop) as
+the evaluation pipeline, so that calibration sees exactly what evaluation sees.
 """
 
 import dataclasses
 import os
-import sys
 
 import numpy as np
 
-SPLIT_FOLDERS = {"calibration": ("train",), "eval": ("val", "validation", "test")}
+from ghostnet_keras.constants import CROP_FRACTION
+from ghostnet_keras.data import folders, pipeline, transforms
+from ghostnet_keras.data.specs import parse_dataset
+
+SPLIT_FOLDERS = {"calibration": folders.TRAIN_FOLDERS, "eval": folders.EVAL_FOLDERS}
 
 
 @dataclasses.dataclass
@@ -29,53 +32,8 @@ def _error(message, spec):
     return ValueError(f"{message} Received: data={spec!r}")
 
 
-def _warn(message):
-    print(f"WARNING: {message}", file=sys.stderr)
-
-
-def _folder_files(root, spec):
-    """Files and labels of ``root/<class>/*`` (labelled) or of a flat ``root/*`` (labels None),
-    ordered class by class in turn (the first N images cover every class evenly)."""
-    from training import data
-
-    entries = sorted(os.scandir(root), key=lambda e: e.name)
-    class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
-    if class_dirs:
-        per_class, names = [], []
-        for entry in class_dirs:
-            files = sorted(
-                f.path for f in os.scandir(entry.path) if f.is_file() and not f.name.startswith(".")
-            )
-            per_class.append(files)
-            names.append(entry.name)
-        files, labels = [], []
-        for position in range(max(len(f) for f in per_class) if per_class else 0):
-            for label, class_files in enumerate(per_class):
-                if position < len(class_files):
-                    files.append(class_files[position])
-                    labels.append(label)
-        class_names = tuple(names)
-    else:
-        files = [e.path for e in entries if e.is_file() and not e.name.startswith(".")]
-        labels, class_names = None, None
-    images = [i for i, f in enumerate(files) if f.lower().endswith(data.IMAGE_EXTENSIONS)]
-    if len(images) < len(files):
-        _warn(f"skipping {len(files) - len(images)} file(s) of {root} that are not images by name")
-    files = [files[i] for i in images]
-    labels = None if labels is None else [labels[i] for i in images]
-    if not files:
-        raise _error(
-            f"The folder {root} holds no images (expected <class>/*.jpg sub-folders, or "
-            f"image files; extensions {'/'.join(data.IMAGE_EXTENSIONS)}).",
-            spec,
-        )
-    return files, labels, class_names
-
-
 def _folder_batches(files, labels, image_size, crop_fraction, batch_size, limit, spec):
     import tensorflow as tf
-
-    from training import data
 
     images, batch_labels, count, decoded = [], [], 0, 0
     for index, path in enumerate(files):
@@ -84,9 +42,9 @@ def _folder_batches(files, labels, image_size, crop_fraction, batch_size, limit,
         try:
             image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-            _warn(f"skipping {path}: not a readable image")
+            folders.warn(f"skipping {path}: not a readable image")
             continue
-        images.append(data.eval_transform(image, image_size, crop_fraction).numpy())
+        images.append(transforms.eval_transform(image, image_size, crop_fraction).numpy())
         batch_labels.append(-1 if labels is None else labels[index])
         count += 1
         decoded += 1
@@ -106,7 +64,7 @@ def image_source(
     image_size,
     num_images,
     batch_size=32,
-    crop_fraction=0.875,
+    crop_fraction=CROP_FRACTION,
     data_dir=None,
 ):
     """Labelled (where known) images of a data spec, preprocessed for evaluation.
@@ -125,15 +83,13 @@ def image_source(
     Returns:
         An :class:`ImageSource`.
     """
-    from training import data
-
     if purpose not in SPLIT_FOLDERS:
         raise ValueError(
             f"`purpose` must be 'calibration' or 'eval'. Received: purpose={purpose!r}"
         )
     if not isinstance(num_images, int) or num_images < 1:
         raise ValueError(f"`num_images` must be a positive integer. Received: {num_images=}")
-    parsed = data.parse_dataset(spec)
+    parsed = parse_dataset(spec)
     if parsed.kind == "folder":
         root = parsed.path
         if not os.path.isdir(root):
@@ -144,17 +100,17 @@ def image_source(
                 break
         else:
             if purpose == "eval" and os.path.isdir(os.path.join(root, "train")):
-                _warn(f"{root} has no val/ or test/ folder: evaluating on {root}/train")
+                folders.warn(f"{root} has no val/ or test/ folder: evaluating on {root}/train")
                 root = os.path.join(root, "train")
-        files, labels, class_names = _folder_files(root, spec)
+        files, labels, class_names = folders.list_images(root, spec)
         batches = _folder_batches(
             files, labels, image_size, crop_fraction, batch_size, num_images, spec
         )
         count = min(num_images, len(files))
         return ImageSource(batches, class_names, f"{count} images of {root}")
-    info = data.dataset_info(parsed, data_dir)
+    info = pipeline.dataset_info(parsed, data_dir)
     split = "train" if purpose == "calibration" else "eval"
-    ds = data.make_dataset(
+    ds = pipeline.make_dataset(
         parsed,
         split,
         training=False,

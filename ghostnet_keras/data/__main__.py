@@ -1,0 +1,7 @@
+"""``python -m ghostnet_keras.data SPEC [--data_dir DIR] [--check]`` (see check.py)."""
+
+import sys
+
+from ghostnet_keras.data.check import main
+
+sys.exit(main())

@@ -1,0 +1,159 @@
+"""Image folders: ``ROOT/train/<class>/*`` with ``ROOT/val|validation|test/<class>/*`` for
+training, and also ``ROOT/<class>/*`` or a flat folder of images for calibration and
+evaluation. Listing only (TensorFlow reads the files later); no tensorflow-datasets."""
+
+import os
+import sys
+
+from absl import logging
+
+from ghostnet_keras.data.specs import error
+
+# File name endings listed from an image folder; anything else is skipped with a warning.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+TRAIN_FOLDERS = ("train",)
+EVAL_FOLDERS = ("val", "validation", "test")
+
+_WARNED = set()  # folders whose non-image files were already reported
+_LISTINGS = {}  # the last folder listings, see list_split
+
+
+def warn(message):
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
+def splits(spec):
+    """``(train folder name, evaluation folder name)`` of ``spec.path``."""
+    root = spec.path
+    if not os.path.isdir(root):
+        what = "is not a folder" if os.path.exists(root) else "does not exist"
+        raise error(
+            f"The image folder {root} {what} (expected {root}/train/<class>/* and "
+            f"{root}/val/<class>/* or {root}/test/<class>/*).",
+            spec,
+        )
+    train = next((s for s in TRAIN_FOLDERS if os.path.isdir(os.path.join(root, s))), None)
+    if train is None:
+        raise error(
+            f"The image folder {root} has no train/ sub-folder (expected {root}/train/<class>/* "
+            f"and {root}/val/<class>/* or {root}/test/<class>/*).",
+            spec,
+        )
+    evals = next((s for s in EVAL_FOLDERS if os.path.isdir(os.path.join(root, s))), None)
+    if evals is None:
+        raise error(
+            f"The image folder {root} has no evaluation split: add {root}/val/<class>/* (or "
+            f"test/) with the same class folders as {root}/{train}/.",
+            spec,
+        )
+    return train, evals
+
+
+def list_split(spec, split, class_names=None):
+    """The image files of ``root/split/<class>/*`` in sorted order, their labels and the
+    class names (sorted sub-folder names). Files that are not images by name are skipped
+    with one warning."""
+    split_dir = os.path.join(spec.path, split)
+    try:
+        found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+        # Listing ImageNet takes seconds and a training run asks several times: the listing
+        # is kept while no class folder changes (adding or removing a file changes its mtime).
+        stamp = tuple(os.stat(os.path.join(split_dir, n)).st_mtime_ns for n in found)
+        key = (split_dir, tuple(found), stamp, class_names and tuple(class_names))
+        if key not in _LISTINGS:
+            if len(_LISTINGS) >= 4:
+                del _LISTINGS[next(iter(_LISTINGS))]
+            _LISTINGS[key] = _scan_classes(spec, split_dir, found, class_names)
+    except OSError as e:
+        raise error(f"Cannot read {e.filename or split_dir}: {e.strerror}.", spec) from None
+    paths, labels, class_names = _LISTINGS[key]
+    return list(paths), list(labels), class_names
+
+
+def _scan_classes(spec, split_dir, found, class_names):
+    if class_names is None:
+        class_names = found
+    else:
+        unknown = sorted(set(found) - set(class_names))
+        if unknown:
+            raise error(
+                f"{split_dir} has class folders that train/ does not have: "
+                f"{', '.join(unknown[:5])}.",
+                spec,
+            )
+    index = {name: i for i, name in enumerate(class_names)}
+    paths, labels, skipped = [], [], []
+    for name in found:
+        class_dir = os.path.join(split_dir, name)
+        for entry in sorted(os.scandir(class_dir), key=lambda e: e.name):
+            if not entry.is_file():
+                continue
+            if entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                paths.append(entry.path)
+                labels.append(index[name])
+            else:
+                skipped.append(entry.path)
+    if skipped and split_dir not in _WARNED:
+        _WARNED.add(split_dir)
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        logging.warning(
+            "Skipping %d file(s) of %s that are not images by name (%s): %s",
+            len(skipped),
+            split_dir,
+            "/".join(IMAGE_EXTENSIONS),
+            shown,
+        )
+    if not paths:
+        raise error(
+            f"{split_dir} holds no images: expected {split_dir}/<class>/*.jpg (or .png, .gif, "
+            ".bmp, .webp), one sub-folder per class.",
+            spec,
+        )
+    return paths, labels, tuple(class_names)
+
+
+def split_files(spec, folder, class_names, input_context):
+    """The files and labels of one split folder, or of this input pipeline's share of it."""
+    paths, labels, _ = list_split(spec, folder, class_names)
+    if input_context and input_context.num_input_pipelines > 1:
+        # Every n-th file: each worker sees all classes in the same proportions.
+        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+        paths, labels = paths[i::n], labels[i::n]
+    return paths, labels
+
+
+def list_images(root, spec):
+    """Files and labels of ``root/<class>/*`` (labelled) or of a flat ``root/*`` (labels None),
+    ordered class by class in turn (the first N images cover every class evenly), and the
+    class names (None for a flat folder)."""
+    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    if class_dirs:
+        per_class, names = [], []
+        for entry in class_dirs:
+            files = sorted(
+                f.path for f in os.scandir(entry.path) if f.is_file() and not f.name.startswith(".")
+            )
+            per_class.append(files)
+            names.append(entry.name)
+        files, labels = [], []
+        for position in range(max(len(f) for f in per_class) if per_class else 0):
+            for label, class_files in enumerate(per_class):
+                if position < len(class_files):
+                    files.append(class_files[position])
+                    labels.append(label)
+        class_names = tuple(names)
+    else:
+        files = [e.path for e in entries if e.is_file() and not e.name.startswith(".")]
+        labels, class_names = None, None
+    images = [i for i, f in enumerate(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    if len(images) < len(files):
+        warn(f"skipping {len(files) - len(images)} file(s) of {root} that are not images by name")
+    files = [files[i] for i in images]
+    labels = None if labels is None else [labels[i] for i in images]
+    if not files:
+        raise ValueError(
+            f"The folder {root} holds no images (expected <class>/*.jpg sub-folders, or "
+            f"image files; extensions {'/'.join(IMAGE_EXTENSIONS)}). Received: data={spec!r}"
+        )
+    return files, labels, class_names

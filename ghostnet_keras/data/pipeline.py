@@ -1,0 +1,259 @@
+"""The ``tf.data`` input pipelines: batches of decoded, transformed images and their labels,
+from an image folder (TensorFlow alone) or a TFDS data set (tensorflow-datasets)."""
+
+import os
+import sys
+
+import tensorflow as tf
+
+from ghostnet_keras.constants import CROP_FRACTION
+from ghostnet_keras.data import folders, tfds_source, transforms
+from ghostnet_keras.data.randaugment import parse_randaugment
+from ghostnet_keras.data.specs import DataInfo, parse_dataset
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Data sets whose decoded images take less than this are cached in memory (cache=None).
+AUTO_CACHE_BYTES = 1 << 30
+
+
+def dataset_info(spec, data_dir=None):
+    """Class names, splits and sizes of a data set. For TFDS names this downloads and prepares
+    the data set in ``data_dir`` (TFDS's default, ``~/tensorflow_datasets``, if None) on first
+    use; ``imagenet2012`` needs its archives in ``<data_dir>/downloads/manual/`` first.
+
+    Raises:
+        ValueError: for a bad spec, a missing or empty folder, a folder without an evaluation
+            split, or missing manual downloads.
+    """
+    spec = parse_dataset(spec)
+    if spec.kind == "folder":
+        train, evals = folders.splits(spec)
+        train_paths, _, class_names = folders.list_split(spec, train)
+        eval_paths, _, _ = folders.list_split(spec, evals, class_names)
+        return DataInfo(
+            len(class_names), class_names, train, evals, len(train_paths), len(eval_paths)
+        )
+    names, train, evals, num_train, num_eval = tfds_source.info(spec, data_dir)
+    return DataInfo(len(names), names, train, evals, num_train, num_eval)
+
+
+def _robust_map(ds, fn, fallback, deterministic):
+    """Maps ``(name, source, label, seed)`` to ``(fn(source, seed), label)``, dropping the
+    elements where ``fn`` fails (a corrupt or non-image file) with a warning naming them.
+
+    Each element runs in its own one-element dataset with ``ignore_errors``, so that a failure
+    is seen next to the file name (tf.data's own ignore_errors cannot name the file)."""
+
+    def one(name, source, label, seed):
+        decoded = tf.data.Dataset.from_tensors((source, seed)).map(lambda s, r: (fn(s, r), True))
+        failed = tf.data.Dataset.from_tensors((fallback, False))
+        return (
+            decoded.ignore_errors()
+            .concatenate(failed)
+            .take(1)
+            .map(lambda image, ok: (name, image, label, ok))
+        )
+
+    def check(name, image, label, ok):
+        def warn():
+            tf.print(
+                "WARNING: skipping",
+                name,
+                "- corrupt, truncated or not a JPEG, PNG, GIF, BMP or WebP image",
+                output_stream=sys.stderr,
+            )
+            return ok
+
+        return image, label, tf.cond(ok, lambda: ok, warn)
+
+    ds = ds.interleave(
+        one,
+        # Up to this many files decode at once (parallelism is capped by the cycle length).
+        cycle_length=max(16, 2 * (os.cpu_count() or 1)),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    ds = ds.map(check).filter(lambda image, label, ok: ok)
+    return ds.map(lambda image, label, ok: (image, label))
+
+
+def _estimate_bytes(sources, count):
+    """Decoded uint8 bytes of ``count`` images, from the sizes of a few encoded ``sources``."""
+    pixels = []
+    for contents in sources:
+        contents = tf.convert_to_tensor(contents)
+        if tf.io.is_jpeg(contents):
+            shape = tf.image.extract_jpeg_shape(contents)
+        else:
+            try:
+                shape = tf.shape(transforms.decode(contents))
+            except tf.errors.InvalidArgumentError:
+                continue
+        pixels.append(int(shape[0]) * int(shape[1]) * 3)
+    if not pixels:
+        return 0
+    return sum(pixels) // len(pixels) * count
+
+
+def _folder_source(paths, labels, shuffle, seed):
+    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int32)))
+    if shuffle:
+        # Shuffling file names is cheap: the whole list, before any file is read.
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    # Files are read where they are decoded (in _robust_map): a read error skips one file too.
+    return ds.map(lambda path, label: (path, path, label))
+
+
+def make_dataset(
+    spec,
+    split,
+    *,
+    training,
+    batch_size,
+    image_size=224,
+    data_dir=None,
+    input_context=None,
+    seed=None,
+    randaugment=None,
+    crop_fraction=CROP_FRACTION,
+    cache=None,
+    one_hot=True,
+    num_classes=None,
+    repeat=None,
+    drop_remainder=None,
+    color_jitter=None,
+    shuffle_buffer=10_000,
+):
+    """A batched ``tf.data.Dataset`` of ``(images, labels)``.
+
+    Images are float32 ``[batch, image_size, image_size, 3]`` RGB in 0-255 (the models
+    normalise in their graph); labels one-hot float32 ``[batch, num_classes]`` if ``one_hot``
+    (label smoothing needs them) else int32 ``[batch]``.
+
+    Args:
+        spec: a TFDS name or ``folder:PATH`` (see `parse_dataset`), or a `DatasetSpec`.
+        split: ``"train"`` or ``"eval"`` (the folder's val/ or test/, TFDS's validation or
+            test split).
+        training: random augmentation and shuffling (else the deterministic `eval_transform`).
+        batch_size: the batch size of THIS input pipeline: the per-replica batch size under
+            ``strategy.distribute_datasets_from_function`` (pass
+            ``input_context.get_per_replica_batch_size(global_batch_size)``), the global one
+            when feeding ``model.fit`` directly.
+        image_size: output height and width.
+        data_dir: TFDS data directory (TFDS's default if None).
+        input_context: a `tf.distribute.InputContext`: this pipeline reads only its shard
+            (every ``num_input_pipelines``-th file of a folder, an even record range of TFDS).
+        seed: makes shuffling and augmentation reproducible (same seed, same batches).
+        randaugment: None/False (off, the paper's setup), True (2 ops, magnitude 9), an int
+            magnitude, ``(num_ops, magnitude)`` or a string such as ``"2,9"`` / ``"rand-m9-n2"``.
+            Replaces the colour jitter when on.
+        crop_fraction: the evaluation centre crop (CROP_FRACTION, 0.875: resize to 256, crop 224).
+        cache: keep decoded images in memory after the first epoch. None: only if they take
+            less than 1 GB (estimated from the first images).
+        one_hot: one-hot float32 labels, else int32 class indices.
+        num_classes: one-hot depth (the data set's class count if None).
+        repeat: repeat forever (default: for training only; fit then needs
+            ``steps_per_epoch``).
+        drop_remainder: drop the last partial batch (default: for training only).
+        color_jitter: brightness/contrast/saturation strength of training; None: 0.4 (the
+            MobileNetV3/GhostNet ImageNet setup) above 64 pixels, 0 (off, the usual CIFAR
+            setup) for small inputs.
+        shuffle_buffer: records in the shuffle buffer of TFDS data (folders shuffle their
+            whole file list; cached data sets their whole content).
+    """
+    spec = parse_dataset(spec)
+    if split not in ("train", "eval"):
+        raise ValueError(f"`split` must be 'train' or 'eval'. Received: split={split!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"`image_size` must be an int >= 8. Received: image_size={image_size!r}")
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(
+            f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
+        )
+    if color_jitter is None:
+        color_jitter = 0.0 if image_size <= transforms.SMALL_IMAGE_SIZE else transforms.COLOR_JITTER
+    if not 0 <= color_jitter < 1:
+        raise ValueError(f"`color_jitter` must be in [0, 1). Received: color_jitter={color_jitter}")
+    randaugment = parse_randaugment(randaugment)
+    repeat = training if repeat is None else repeat
+    drop_remainder = training if drop_remainder is None else drop_remainder
+
+    info = dataset_info(spec, data_dir)
+    num_classes = num_classes or info.num_classes
+    if spec.kind == "folder":
+        folder = info.train_split if split == "train" else info.eval_split
+        class_names = None if split == "train" else info.class_names
+        paths, labels = folders.split_files(spec, folder, class_names, input_context)
+        count = len(paths)
+        if cache is None:
+            sample = [tf.io.read_file(p) for p in paths[:: max(1, count // 8)][:8]]
+            cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
+        ds = _folder_source(paths, labels, training and not cache, seed)
+        read = tf.io.read_file
+    else:
+        name = info.train_split if split == "train" else info.eval_split
+        ds, count = tfds_source.source(spec, name, input_context, data_dir, training, seed)
+        if cache is None:
+            sample = [contents for _, contents, _ in ds.take(8)]
+            cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
+        read = tf.identity
+    deterministic = seed is not None or not training
+    no_seed = tf.zeros([2], tf.int64)
+
+    def label_fn(image, label):
+        return image, tf.one_hot(label, num_classes, dtype=tf.float32) if one_hot else label
+
+    if cache:
+        # Decoded uint8 images in memory; later epochs only crop, flip and jitter.
+        ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
+        empty = tf.zeros([1, 1, 3], tf.uint8)
+        ds = _robust_map(ds, lambda s, r: transforms.decode(read(s)), empty, deterministic).cache()
+        if training:
+            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    elif training and spec.kind == "tfds":
+        ds = ds.shuffle(min(count, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+
+    if training:
+        transform = transforms.train_transform(image_size, color_jitter, randaugment)
+        if repeat:
+            ds = ds.repeat()
+        seeds = tf.data.Dataset.random(seed=seed).map(lambda r: tf.stack([r, r // 3 + 1]))
+        if cache:
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda example, s: (transform(example[0], s), example[1]),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=deterministic,
+            )
+        else:
+            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda e, s: (e[0], e[1], e[2], s))
+            empty = tf.zeros([image_size, image_size, 3])
+            ds = _robust_map(ds, lambda src, s: transform(read(src), s), empty, deterministic)
+    else:
+
+        def evaluate(source, seed):
+            image = source if source.dtype == tf.uint8 else transforms.decode(read(source))
+            return transforms.eval_transform(image, image_size, crop_fraction)
+
+        if cache:
+            ds = ds.map(
+                lambda image, label: (evaluate(image, None), label), num_parallel_calls=AUTOTUNE
+            )
+        else:
+            ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
+            empty = tf.zeros([image_size, image_size, 3])
+            ds = _robust_map(ds, evaluate, empty, deterministic)
+    ds = ds.map(label_fn, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if repeat and not training:
+        ds = ds.repeat()
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    if input_context is not None:
+        # Sharded here already; without an input context tf.distribute may shard by data.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(AUTOTUNE)

@@ -1,0 +1,145 @@
+"""TensorFlow Datasets (TFDS) sources. tensorflow-datasets is imported here only, on first use
+of a TFDS name; without it the error names the extra to install."""
+
+import difflib
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from ghostnet_keras.data.specs import error
+
+IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+
+
+def tfds():
+    """The ``tensorflow_datasets`` module, or a ``MissingExtraError`` naming the extra."""
+    from ghostnet_keras.extras import require
+
+    return require("tensorflow_datasets", "train", "TFDS data sets")
+
+
+def check_name(spec):
+    """Raises a ``ValueError`` if TFDS has no data set of this name (with close matches)."""
+    lib = tfds()
+    base = spec.split(":")[0].split("/")[0]
+    try:
+        lib.builder_cls(base)
+    except lib.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(base, lib.list_builders(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise error(
+            f"Unknown dataset {base!r}: not a TensorFlow Datasets name.{hint} For your own "
+            "images use 'folder:PATH'.",
+            spec,
+        ) from None
+
+
+def builder(spec, data_dir):
+    lib = tfds()
+    try:
+        return lib.builder(spec.name, data_dir=data_dir)
+    except (lib.core.registered.DatasetNotFoundError, ValueError, AssertionError) as e:
+        raise error(f"TFDS cannot build {spec.name!r}: {str(e).splitlines()[0]}", spec) from None
+
+
+def _manual_dir(builder):
+    return os.path.join(builder.data_dir_root, "downloads", "manual")
+
+
+def prepare(builder, spec):
+    """Downloads and prepares a TFDS data set unless it is ready; checks manual downloads."""
+    if builder.is_prepared():
+        return
+    if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+        manual = _manual_dir(builder)
+        if builder.name == "imagenet2012":
+            missing = [a for a in IMAGENET_ARCHIVES if not os.path.exists(os.path.join(manual, a))]
+            if missing:
+                raise error(
+                    f"imagenet2012 must be downloaded by hand: put {' and '.join(missing)} "
+                    f"(from https://image-net.org/download-images, after registering) in "
+                    f"{manual}/ ; the first run then prepares the data set in "
+                    f"{builder.data_dir_root}/imagenet2012/ (this takes hours).",
+                    spec,
+                )
+        elif not os.path.isdir(manual) or not os.listdir(manual):
+            instructions = " ".join(builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
+            raise error(
+                f"{builder.name} must be downloaded by hand into {manual}/ : {instructions}",
+                spec,
+            )
+    logging.info("Preparing %s in %s", builder.name, builder.data_dir_root)
+    builder.download_and_prepare()
+
+
+def splits(builder, spec):
+    available = builder.info.splits
+    if "train" not in available:
+        raise error(f"{builder.name} has no 'train' split (it has {sorted(available)}).", spec)
+    evals = next((s for s in ("validation", "test") if s in available), None)
+    if evals is None:
+        raise error(
+            f"{builder.name} has no 'validation' or 'test' split (it has {sorted(available)}).",
+            spec,
+        )
+    return "train", evals
+
+
+def keys(builder, spec):
+    """The image and label feature names of a TFDS classification data set."""
+    lib = tfds()
+    supervised = builder.info.supervised_keys
+    features = dict(builder.info.features.items())
+    if supervised and len(supervised) == 2 and isinstance(supervised[0], str):
+        image_key, label_key = supervised
+    else:
+        image_key, label_key = "image", "label"
+    if not isinstance(features.get(image_key), lib.features.Image) or not isinstance(
+        features.get(label_key), lib.features.ClassLabel
+    ):
+        raise error(
+            f"{builder.name} is not an image classification data set (it needs an Image and a "
+            "ClassLabel feature).",
+            spec,
+        )
+    return image_key, label_key
+
+
+def info(spec, data_dir):
+    """``(class_names, train_split, eval_split, num_train, num_eval)``; prepares the data set
+    on first use."""
+    b = builder(spec, data_dir)
+    prepare(b, spec)
+    train, evals = splits(b, spec)
+    _, label_key = keys(b, spec)
+    names = tuple(b.info.features[label_key].names)
+    sizes = b.info.splits
+    return names, train, evals, sizes[train].num_examples, sizes[evals].num_examples
+
+
+def source(spec, split_name, input_context, data_dir, shuffle, seed):
+    """``(dataset of (tfds_id, encoded image, int32 label), count)`` of one split (or of this
+    input pipeline's even share of it)."""
+    lib = tfds()
+    b = builder(spec, data_dir)
+    prepare(b, spec)
+    image_key, label_key = keys(b, spec)
+    name = split_name
+    count = b.info.splits[name].num_examples
+    if input_context and input_context.num_input_pipelines > 1:
+        # Record-level shards, so that any number of workers works with any number of files.
+        parts = lib.even_splits(name, input_context.num_input_pipelines)
+        name = parts[input_context.input_pipeline_id]
+        count = b.info.splits[name].num_examples
+    ds = b.as_dataset(
+        split=name,
+        shuffle_files=shuffle,
+        decoders={image_key: lib.decode.SkipDecoding()},
+        read_config=lib.ReadConfig(shuffle_seed=seed, try_autocache=False, add_tfds_id=True),
+    )
+    ds = ds.map(
+        lambda ex: (ex["tfds_id"], ex[image_key], tf.cast(ex[label_key], tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return ds, count
