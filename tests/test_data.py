@@ -393,7 +393,8 @@ def test_check_cli(cifar_small, tmp_path, capfd):
     """`python -m ghostnet_keras.data folder:PATH --check` names the files training would skip."""
     root = make_subset(cifar_small, tmp_path / "data", 1)
     (root / "test" / "dog" / "broken.jpg").write_bytes(b"<html>404</html>")
-    assert check.main([f"folder:{root}", "--check"]) == 0
+    # Non-zero, so that it can gate a pipeline (issue 13: it was 0).
+    assert check.main([f"folder:{root}", "--check"]) == 1
     out, err = capfd.readouterr()
     assert "10 classes (airplane, automobile, bird" in out
     assert "train: 10 of 10 images decode" in out and "eval: 10 of 11 images decode" in out

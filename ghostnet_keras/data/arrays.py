@@ -32,6 +32,11 @@ def _error(message, spec):
     return ValueError(f"{message} Received: data={spec!r}")
 
 
+def _reason(err):
+    """The operating system's words from a TensorFlow file error ("Input/output error")."""
+    return str(err.message).split("; ")[-1].strip() or type(err).__name__
+
+
 def _folder_batches(files, labels, image_size, crop_fraction, batch_size, limit, spec):
     import tensorflow as tf
 
@@ -40,9 +45,14 @@ def _folder_batches(files, labels, image_size, crop_fraction, batch_size, limit,
         if count >= limit:
             break
         try:
-            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-            folders.warn(f"skipping {path}: not a readable image")
+            contents = tf.io.read_file(path)
+        except tf.errors.OpError as e:
+            folders.warn(f"skipping {path}: {pipeline.UNREADABLE} ({_reason(e)})")
+            continue
+        try:
+            image = transforms.decode(contents)
+        except tf.errors.OpError:
+            folders.warn(f"skipping {path}: it {pipeline.UNDECODABLE}")
             continue
         images.append(transforms.eval_transform(image, image_size, crop_fraction).numpy())
         batch_labels.append(-1 if labels is None else labels[index])

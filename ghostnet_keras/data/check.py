@@ -3,12 +3,16 @@ and with ``--check`` which of its images cannot be used."""
 
 import sys
 
+from ghostnet_keras.data import folders
 from ghostnet_keras.data.pipeline import dataset_info, make_dataset
+from ghostnet_keras.data.specs import parse_dataset
 
 
 def main(argv=None):
-    """``python -m ghostnet_keras.data SPEC [--data_dir DIR] [--check]``: prints what a data set
-    holds; ``--check`` decodes every image and names the ones training would skip."""
+    """``python -m ghostnet_keras.data SPEC [--data_dir DIR] [--check]``: prints what a data
+    set holds; ``--check`` decodes every image and names the ones training would skip (and
+    why: unreadable or not decodable), and exits with 1 if any image or folder entry cannot be
+    used, so that it can gate a pipeline."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m ghostnet_keras.data", description=main.__doc__)
@@ -18,7 +22,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         info = dataset_info(args.dataset, args.data_dir)
-    except ValueError as e:
+    except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     names = ", ".join(info.class_names[:10]) + (", ..." if info.num_classes > 10 else "")
@@ -42,6 +46,10 @@ def main(argv=None):
         decoded = sum(int(labels.shape[0]) for _, labels in ds)
         bad += expected - decoded
         print(f"  {split}: {decoded} of {expected} images decode", flush=True)
+    spec = parse_dataset(args.dataset)
+    listing = folders.problems(spec) if spec.kind == "folder" else []
     if bad:
         print(f"{bad} image(s) cannot be decoded (named above); training skips them.")
-    return 0
+    if listing:
+        print(f"{len(listing)} problem(s) in the folder listing (named above).")
+    return 1 if bad or listing else 0

@@ -5,8 +5,6 @@ evaluation. Listing only (TensorFlow reads the files later); no tensorflow-datas
 import os
 import sys
 
-from absl import logging
-
 from ghostnet_keras.data.specs import error
 
 # File name endings listed from an image folder; anything else is skipped with a warning.
@@ -14,8 +12,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 TRAIN_FOLDERS = ("train",)
 EVAL_FOLDERS = ("val", "validation", "test")
 
-_WARNED = set()  # folders whose non-image files were already reported
 _LISTINGS = {}  # the last folder listings, see list_split
+PROBLEMS = {}  # split folder -> what its listing warned about
 
 
 def warn(message):
@@ -70,8 +68,26 @@ def list_split(spec, split, class_names=None):
     return list(paths), list(labels), class_names
 
 
+def _decodes(path):
+    """True if the file at ``path`` can be read and decoded as an image."""
+    import tensorflow as tf
+
+    from ghostnet_keras.data.transforms import decode
+
+    try:
+        decode(tf.io.read_file(path))
+    except tf.errors.OpError:
+        return False
+    return True
+
+
+def _shown(paths, limit=5):
+    return ", ".join(paths[:limit]) + (", ..." if len(paths) > limit else "")
+
+
 def _scan_classes(spec, split_dir, found, class_names):
-    if class_names is None:
+    training = class_names is None
+    if training:
         class_names = found
     else:
         unknown = sorted(set(found) - set(class_names))
@@ -82,26 +98,37 @@ def _scan_classes(spec, split_dir, found, class_names):
                 spec,
             )
     index = {name: i for i, name in enumerate(class_names)}
-    paths, labels, skipped = [], [], []
+    paths, labels, skipped, nested, unreadable, per_class = [], [], [], [], [], {}
     for name in found:
         class_dir = os.path.join(split_dir, name)
+        per_class[name] = []
         for entry in sorted(os.scandir(class_dir), key=lambda e: e.name):
-            if not entry.is_file():
-                continue
-            if entry.name.lower().endswith(IMAGE_EXTENSIONS):
+            if entry.is_dir():
+                if not entry.name.startswith("."):
+                    nested.append(entry.path)
+            elif not entry.is_file():
+                unreadable.append(entry.path)  # a broken link, a FIFO, a socket, ...
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
                 paths.append(entry.path)
                 labels.append(index[name])
+                per_class[name].append(entry.path)
             else:
                 skipped.append(entry.path)
-    if skipped and split_dir not in _WARNED:
-        _WARNED.add(split_dir)
-        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        logging.warning(
-            "Skipping %d file(s) of %s that are not images by name (%s): %s",
-            len(skipped),
-            split_dir,
-            "/".join(IMAGE_EXTENSIONS),
-            shown,
+    if skipped:  # notes, .DS_Store, ...: reported, but not a problem of the data
+        warn(
+            f"skipping {len(skipped)} file(s) of {split_dir} that are not images by name "
+            f"({'/'.join(IMAGE_EXTENSIONS)}): {_shown(skipped)}"
+        )
+    problems = []
+    if nested:
+        problems.append(
+            f"ignoring {len(nested)} sub-folder(s) of class folders (images must sit directly "
+            f"in {split_dir}/<class>/): {_shown(nested)}"
+        )
+    if unreadable:
+        problems.append(
+            f"skipping {len(unreadable)} entr(ies) of {split_dir} that cannot be read (broken "
+            f"links or not regular files): {_shown(unreadable)}"
         )
     if not paths:
         raise error(
@@ -109,7 +136,42 @@ def _scan_classes(spec, split_dir, found, class_names):
             ".bmp, .webp), one sub-folder per class.",
             spec,
         )
+    empty = [os.path.join(split_dir, n) for n, files in per_class.items() if not files]
+    # A class whose files all fail to decode is as empty as one without files: it is found
+    # by decoding files in order until one works (one decode per class in the usual case).
+    broken = [
+        os.path.join(split_dir, n)
+        for n, files in per_class.items()
+        if files and not any(_decodes(f) for f in files)
+    ]
+    if training and (empty or broken):
+        what = []
+        if empty:
+            what.append(f"{_shown(empty)} hold(s) no images")
+        if broken:
+            what.append(f"no image of {_shown(broken)} can be read and decoded")
+        raise error(
+            f"{'; '.join(what)}: the model would have a class it never sees in training. Add "
+            "images to the class folder or remove it.",
+            spec,
+        )
+    if empty:
+        problems.append(f"{len(empty)} class folder(s) hold no images: {_shown(empty)}")
+    if broken:
+        problems.append(
+            f"no image of {len(broken)} class folder(s) can be read and decoded: {_shown(broken)}"
+        )
+    PROBLEMS[split_dir] = problems
+    for problem in problems:
+        warn(problem)
     return paths, labels, tuple(class_names)
+
+
+def problems(spec):
+    """The problems found by the last listing of each split folder of ``spec`` (see
+    list_split): entries that cannot be read, nested folders, classes without usable images."""
+    root = os.path.join(spec.path, "")
+    return [p for d, found in PROBLEMS.items() if d.startswith(root) for p in found]
 
 
 def split_files(spec, folder, class_names, input_context):
@@ -129,13 +191,32 @@ def list_images(root, spec):
     entries = sorted(os.scandir(root), key=lambda e: e.name)
     class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
     if class_dirs:
-        per_class, names = [], []
+        per_class, names, nested, unreadable = [], [], [], []
         for entry in class_dirs:
-            files = sorted(
-                f.path for f in os.scandir(entry.path) if f.is_file() and not f.name.startswith(".")
-            )
+            files = []
+            for f in sorted(os.scandir(entry.path), key=lambda e: e.name):
+                if f.name.startswith("."):
+                    continue
+                if f.is_dir():
+                    nested.append(f.path)
+                elif f.is_file():
+                    files.append(f.path)
+                else:
+                    unreadable.append(f.path)
+            if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+                warn(f"the class folder {entry.path} holds no images")
             per_class.append(files)
             names.append(entry.name)
+        if nested:
+            warn(
+                f"ignoring {len(nested)} sub-folder(s) of class folders (images must sit "
+                f"directly in {root}/<class>/): {_shown(nested)}"
+            )
+        if unreadable:
+            warn(
+                f"skipping {len(unreadable)} entr(ies) of {root} that cannot be read (broken "
+                f"links or not regular files): {_shown(unreadable)}"
+            )
         files, labels = [], []
         for position in range(max(len(f) for f in per_class) if per_class else 0):
             for label, class_files in enumerate(per_class):

@@ -37,34 +37,51 @@ def dataset_info(spec, data_dir=None):
     return DataInfo(len(names), names, train, evals, num_train, num_eval)
 
 
-def _robust_map(ds, fn, fallback, deterministic):
+# Why a file was skipped, as _robust_map reports it.
+UNREADABLE = "cannot be read (a broken link, no permission or an I/O error)"
+UNDECODABLE = "is corrupt, truncated or not a JPEG, PNG, GIF, BMP or WebP image"
+
+
+def _robust_map(ds, fn, read, fallback, deterministic):
     """Maps ``(name, source, label, seed)`` to ``(fn(source, seed), label)``, dropping the
-    elements where ``fn`` fails (a corrupt or non-image file) with a warning naming them.
+    elements where ``fn`` fails with a warning that names them and says why: the file cannot
+    be read (``read(source)`` fails too), or it is not a decodable image.
 
     Each element runs in its own one-element dataset with ``ignore_errors``, so that a failure
     is seen next to the file name (tf.data's own ignore_errors cannot name the file)."""
 
+    def readable(source):
+        # A data dependency on the read (tf.data prunes control-only dependencies).
+        return fallback, tf.where(tf.strings.length(read(source)) >= 0, 2, 1)
+
     def one(name, source, label, seed):
-        decoded = tf.data.Dataset.from_tensors((source, seed)).map(lambda s, r: (fn(s, r), True))
-        failed = tf.data.Dataset.from_tensors((fallback, False))
+        # Status 0: decoded; 2: readable but not decodable; 1: not even readable. The
+        # second dataset only runs when the first one failed.
+        decoded = tf.data.Dataset.from_tensors((source, seed)).map(
+            lambda s, r: (fn(s, r), tf.constant(0))
+        )
+        undecodable = tf.data.Dataset.from_tensors(source).map(readable)
+        unreadable = tf.data.Dataset.from_tensors((fallback, tf.constant(1)))
         return (
             decoded.ignore_errors()
-            .concatenate(failed)
+            .concatenate(undecodable.ignore_errors())
+            .concatenate(unreadable)
             .take(1)
-            .map(lambda image, ok: (name, image, label, ok))
+            .map(lambda image, status: (name, image, label, status))
         )
 
-    def check(name, image, label, ok):
-        def warn():
-            tf.print(
-                "WARNING: skipping",
-                name,
-                "- corrupt, truncated or not a JPEG, PNG, GIF, BMP or WebP image",
-                output_stream=sys.stderr,
-            )
-            return ok
+    def check(name, image, label, status):
+        def warn(reason):
+            def print_it():
+                tf.print("WARNING: skipping", name, "-", reason, output_stream=sys.stderr)
+                return False
 
-        return image, label, tf.cond(ok, lambda: ok, warn)
+            return print_it
+
+        ok = tf.switch_case(
+            status, [lambda: True, warn(UNREADABLE), warn(UNDECODABLE)], name="skip_warning"
+        )
+        return image, label, ok
 
     ds = ds.interleave(
         one,
@@ -83,17 +100,28 @@ def _estimate_bytes(sources, count):
     pixels = []
     for contents in sources:
         contents = tf.convert_to_tensor(contents)
-        if tf.io.is_jpeg(contents):
-            shape = tf.image.extract_jpeg_shape(contents)
-        else:
-            try:
+        try:
+            if tf.io.is_jpeg(contents):
+                shape = tf.image.extract_jpeg_shape(transforms.checked(contents))
+            else:
                 shape = tf.shape(transforms.decode(contents))
-            except tf.errors.InvalidArgumentError:
-                continue
+        except tf.errors.InvalidArgumentError:
+            continue
         pixels.append(int(shape[0]) * int(shape[1]) * 3)
     if not pixels:
         return 0
     return sum(pixels) // len(pixels) * count
+
+
+def _read_some(paths):
+    """The contents of those of ``paths`` that can be read (the pipeline names the others)."""
+    contents = []
+    for path in paths:
+        try:
+            contents.append(tf.io.read_file(path))
+        except tf.errors.OpError:
+            continue
+    return contents
 
 
 def _folder_source(paths, labels, shuffle, seed):
@@ -191,7 +219,7 @@ def make_dataset(
         paths, labels = folders.split_files(spec, folder, class_names, input_context)
         count = len(paths)
         if cache is None:
-            sample = [tf.io.read_file(p) for p in paths[:: max(1, count // 8)][:8]]
+            sample = _read_some(paths[:: max(1, count // 8)][:8])
             cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
         ds = _folder_source(paths, labels, training and not cache, seed)
         read = tf.io.read_file
@@ -212,7 +240,9 @@ def make_dataset(
         # Decoded uint8 images in memory; later epochs only crop, flip and jitter.
         ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
         empty = tf.zeros([1, 1, 3], tf.uint8)
-        ds = _robust_map(ds, lambda s, r: transforms.decode(read(s)), empty, deterministic).cache()
+        ds = _robust_map(
+            ds, lambda s, r: transforms.decode(read(s)), read, empty, deterministic
+        ).cache()
         if training:
             ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     elif training and spec.kind == "tfds":
@@ -232,7 +262,7 @@ def make_dataset(
         else:
             ds = tf.data.Dataset.zip((ds, seeds)).map(lambda e, s: (e[0], e[1], e[2], s))
             empty = tf.zeros([image_size, image_size, 3])
-            ds = _robust_map(ds, lambda src, s: transform(read(src), s), empty, deterministic)
+            ds = _robust_map(ds, lambda src, s: transform(read(src), s), read, empty, deterministic)
     else:
 
         def evaluate(source, seed):
@@ -246,7 +276,7 @@ def make_dataset(
         else:
             ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
             empty = tf.zeros([image_size, image_size, 3])
-            ds = _robust_map(ds, evaluate, empty, deterministic)
+            ds = _robust_map(ds, evaluate, read, empty, deterministic)
     ds = ds.map(label_fn, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if repeat and not training:

@@ -16,9 +16,26 @@ SMALL_IMAGE_SIZE = 64
 COLOR_JITTER = 0.4
 
 
+def jpeg_header_complete(contents):
+    """False for a JPEG whose header ends before its first scan (no start-of-scan marker
+    0xFFDA): truncated or garbled files. libjpeg would print "Improper call to JPEG library
+    in state 201" on stderr for them, a line no setting silences, before failing."""
+    data = tf.io.decode_raw(contents, tf.uint8)
+    has_scan = tf.reduce_any(tf.logical_and(data[:-1] == 0xFF, data[1:] == 0xDA))
+    return tf.logical_or(tf.logical_not(tf.io.is_jpeg(contents)), has_scan)
+
+
+def checked(contents):
+    """``contents``, failing (InvalidArgumentError) for a JPEG with an incomplete header, so
+    that libjpeg never sees it."""
+    ok = tf.debugging.Assert(jpeg_header_complete(contents), ["JPEG header incomplete"])
+    with tf.control_dependencies([ok]):
+        return tf.identity(contents)
+
+
 def decode(contents):
     """Decodes any supported image to uint8 RGB [H, W, 3] (first frame of a GIF)."""
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image = tf.io.decode_image(checked(contents), channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
 
@@ -108,7 +125,7 @@ def train_transform(image_size, color_jitter, randaugment):
             else:
                 # JPEG: decode only the crop window, the main saving of ImageNet pipelines.
                 def jpeg():
-                    shape = tf.image.extract_jpeg_shape(source)
+                    shape = tf.image.extract_jpeg_shape(checked(source))
                     begin, size = crop_window(shape, seed)
                     window = tf.stack([begin[0], begin[1], size[0], size[1]])
                     return tf.image.decode_and_crop_jpeg(source, window, channels=3)
