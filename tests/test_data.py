@@ -403,6 +403,9 @@ def test_check_cli(cifar_small, tmp_path, capfd):
     assert check.main([f"folder:{tmp_path / 'nothing'}"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: The image folder") and "Traceback" not in "".join(err)
+    (root / "test" / "dog" / "broken.jpg").unlink()
+    assert check.main([f"folder:{root}", "--check"]) == 0  # all good: 0
+    assert "eval: 10 of 10 images decode" in capfd.readouterr().out
 
 
 def test_decoded_cache_is_automatic_for_small_data(cifar_small):
@@ -419,6 +422,119 @@ def test_decoded_cache_is_automatic_for_small_data(cifar_small):
 
     assert b"CacheDataset" in graph(None)  # 40 KB of decoded images
     assert b"CacheDataset" not in graph(False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hostile folders (issue 13, item 9): each surprise is named with its path, or refused
+
+
+def _replace(path, contents):
+    """Puts ``contents`` at ``path`` (a link into the shared data set is replaced, not followed)."""
+    path.unlink(missing_ok=True)
+    path.write_bytes(contents)
+
+
+def test_empty_class_folders(cifar_small, tmp_path, capfd):
+    """An empty training class would be a class the model never sees: refused, with its path.
+    An empty evaluation class is only a gap in the evaluation: a warning with its path."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    for image in (root / "test" / "cat").iterdir():
+        image.unlink()
+    info = data.dataset_info(f"folder:{root}")
+    assert (info.num_classes, info.num_train_examples, info.num_eval_examples) == (10, 10, 9)
+    assert f"class folder(s) hold no images: {root / 'test' / 'cat'}" in capfd.readouterr().err
+    (root / "train" / "zebra").mkdir()
+    (root / "train" / "zebra" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=r"never sees in training.*Received: dataset=folder:"):
+        data.dataset_info(f"folder:{root}")
+    with pytest.raises(ValueError, match=str(root / "train" / "zebra")):
+        data.make_dataset(f"folder:{root}", "train", training=True, batch_size=2, image_size=32)
+
+
+def test_nested_folders_are_named(cifar_small, tmp_path, capfd):
+    """Images in a sub-folder of a class folder are not read: the sub-folder is named."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    nested = root / "train" / "cat" / "more"
+    nested.mkdir()
+    for image in sorted((cifar_small / "train" / "cat").iterdir())[1:3]:
+        (nested / image.name).symlink_to(image.resolve())
+    assert data.dataset_info(f"folder:{root}").num_train_examples == 10
+    err = capfd.readouterr().err
+    assert "ignoring 1 sub-folder(s) of class folders" in err and str(nested) in err
+    # The calibration/evaluation reader says the same.
+    data.image_source(f"folder:{root}", "calibration", image_size=32, num_images=1)
+    assert str(nested) in capfd.readouterr().err
+
+
+def test_class_of_corrupt_files_is_refused(cifar_small, tmp_path, capfd):
+    """A training class whose files all fail to decode is refused (naming its folder); in
+    the evaluation split it is a warning."""
+    root = make_subset(cifar_small, tmp_path / "data", 2)
+    for split in ("train", "test"):
+        for image in sorted((root / split / "cat").iterdir()):
+            _replace(image, image.resolve().read_bytes()[:300])  # truncated in the header
+    with pytest.raises(ValueError, match="no image of .*can be read and decoded") as info:
+        data.dataset_info(f"folder:{root}")
+    assert str(root / "train" / "cat") in str(info.value)
+    shutil.rmtree(root / "train" / "cat")
+    shutil.copytree(cifar_small / "train" / "cat", root / "train" / "cat")
+    assert data.dataset_info(f"folder:{root}").num_eval_examples == 20
+    err = capfd.readouterr().err
+    assert f"can be read and decoded: {root / 'test' / 'cat'}" in err
+
+
+def test_unreadable_files_are_not_called_corrupt(cifar_small, tmp_path, capfd):
+    """Files that cannot be read are told apart from files that do not decode. The tests run
+    as root, for whom chmod 000 blocks nothing: the unreadable files are a link to
+    /proc/self/mem (every read fails with an I/O error) and a link to nowhere."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    cat = root / "train" / "cat"
+    (cat / "io_error.jpg").symlink_to("/proc/self/mem")
+    (cat / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    _replace(cat / "broken.jpg", b"<html>404</html>")
+    capfd.readouterr()
+    ds = data.make_dataset(
+        f"folder:{root}", "train", training=True, batch_size=1, image_size=32, cache=False
+    )
+    assert len(list(ds.take(10))) == 10
+    err = capfd.readouterr().err
+    assert f"skipping 1 entr(ies) of {root / 'train'} that cannot be read" in err
+    assert str(cat / "dangling.jpg") in err
+    assert f'"{cat / "io_error.jpg"}" - cannot be read' in err
+    assert f'"{cat / "broken.jpg"}" - is corrupt' in err
+    # The calibration/evaluation reader gives the operating system's reason.
+    source = data.image_source(f"folder:{root}/train", "eval", image_size=32, num_images=20)
+    assert sum(len(x) for x, _ in source.batches) == 10
+    err = capfd.readouterr().err
+    assert f"skipping {cat / 'io_error.jpg'}: cannot be read" in err and "Input/output" in err
+    assert f"skipping {cat / 'broken.jpg'}: it is corrupt" in err
+
+
+def test_no_libjpeg_line_for_truncated_jpegs(cifar_small, tmp_path, capfd):
+    """A JPEG cut inside its header made libjpeg print "Improper call to JPEG library in
+    state 201" on stderr, beside our warning: now only the warning names it."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    good = next((root / "train" / "dog").iterdir()).resolve().read_bytes()
+    for split in ("train", "test"):
+        _replace(root / split / "dog" / "truncated.jpg", good[: len(good) // 2])
+        _replace(root / split / "dog" / "garbage.jpg", good[:20] + bytes(range(256)) * 2)
+    capfd.readouterr()
+    for image_size, cache in ((32, True), (72, False)):  # decode, and decode-the-crop-only
+        ds = data.make_dataset(
+            f"folder:{root}",
+            "train",
+            training=True,
+            batch_size=1,
+            image_size=image_size,
+            cache=cache,
+            repeat=False,
+        )
+        assert sum(1 for _ in ds) == 10
+    source = data.image_source(f"folder:{root}", "eval", image_size=32, num_images=20)
+    assert sum(len(x) for x, _ in source.batches) == 10
+    err = capfd.readouterr().err
+    assert "truncated.jpg" in err and "garbage.jpg" in err
+    assert "JPEG library" not in err, err
 
 
 # ------------------------------------------------------------------------------------------------
