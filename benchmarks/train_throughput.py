@@ -4,7 +4,7 @@ and keras.applications.MobileNetV3Large, at 224x224, in one run.
 Measured, interleaved (one round of each per repeat, in an order rotating from repeat to
 repeat; median over repeats):
 
-- pipeline (cached): `training.data.make_dataset` on the Imagenette folder with training
+- pipeline (cached): `ghostnet_keras.data.make_dataset` on the Imagenette folder with training
   augmentation (random-resized crop to 224, flip, colour jitter), as `train.py` builds it; this
   small data set is decoded once and cached in memory (the automatic choice under 1 GB).
 - pipeline (no cache): the same without the cache: every image is read, crop-decoded and
@@ -68,7 +68,7 @@ def main(argv=None):
     import tensorflow as tf
 
     import ghostnet_keras
-    from training import data
+    from ghostnet_keras import data
 
     folder = imagenette_folder(args.data)
     spec = f"folder:{folder}"
@@ -219,7 +219,7 @@ def main(argv=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         header = (
             "# Training throughput\n\n"
-            "Input pipeline (`training/data.py`, training augmentation, Imagenette folder at "
+            "Input pipeline (`ghostnet_keras/data`, training augmentation, Imagenette folder at "
             "224x224) next to the training step of C-GhostNet-1.0 and MobileNetV3Large. The "
             "machine (2 CPU cores) is shared with other jobs and noisy: absolute images/s vary "
             "from run to run and even within one (see min/max); the ratios of interleaved runs "

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 from PIL import Image, ImageOps
 
 from ghostnet_keras import data
+from ghostnet_keras.constants import CROP_FRACTION
 from ghostnet_keras.data import check, randaugment, transforms
 
 from conftest import load_image_folder, make_subset
@@ -239,11 +240,11 @@ def test_small_image_crop_is_a_window_of_the_padded_image(cifar_small):
 
 
 def test_eval_transform_matches_pil(imagenette_small):
-    """Resize the shorter side to floor(size / 0.875), cut the centre: as timm/torchvision.
-    Checked on real photos made portrait, landscape and square."""
+    """Resize the shorter side to floor(size / CROP_FRACTION), cut the centre: as
+    timm/torchvision. Checked on real photos made portrait, landscape and square."""
     paths = sorted((imagenette_small / "val").glob("*/*"))[:3]
     size = 96
-    scale = int(size / 0.875)  # 109
+    scale = int(size / CROP_FRACTION)  # 109
     for path, box in zip(paths, [(0, 0, 160, 120), (10, 0, 130, 160), None], strict=True):
         with Image.open(path) as pil:
             pil = pil.convert("RGB").crop(box) if box else pil.convert("RGB")
@@ -252,7 +253,7 @@ def test_eval_transform_matches_pil(imagenette_small):
         resized = np.asarray(pil.resize(new, Image.BILINEAR), np.float32)
         top, left = int(round((new[1] - size) / 2)), int(round((new[0] - size) / 2))
         expected = resized[top : top + size, left : left + size]
-        out = data.eval_transform(np.asarray(pil), size, 0.875).numpy()
+        out = data.eval_transform(np.asarray(pil), size, CROP_FRACTION).numpy()
         assert out.shape == (size, size, 3)
         # TF's antialiased bilinear and PIL's differ by rounding only.
         difference = np.abs(out - expected)

@@ -176,7 +176,7 @@ def make_dataset(
         randaugment: None/False (off, the paper's setup), True (2 ops, magnitude 9), an int
             magnitude, ``(num_ops, magnitude)`` or a string such as ``"2,9"`` / ``"rand-m9-n2"``.
             Replaces the colour jitter when on.
-        crop_fraction: the evaluation centre crop (CROP_FRACTION, 0.875: resize to 256, crop 224).
+        crop_fraction: the evaluation centre crop (``CROP_FRACTION``: resize to 256, crop 224).
         cache: keep decoded images in memory after the first epoch. None: only if they take
             less than 1 GB (estimated from the first images).
         one_hot: one-hot float32 labels, else int32 class indices.

@@ -48,9 +48,10 @@ def eval_transform(image, image_size=224, crop_fraction=CROP_FRACTION):
     """The evaluation transform: float32 [image_size, image_size, 3] from an [H, W, 3] image.
 
     The shorter side is resized (bilinear, antialiased) to ``floor(image_size / crop_fraction)``
-    (256 for 224 at 0.875) and the central ``image_size`` square is cut out, as in timm's and
-    torchvision's ImageNet evaluation. Images whose shorter side is already at most
-    ``image_size`` (CIFAR's 32x32) are just resized to ``image_size`` x ``image_size``.
+    (256 for 224 at the default ``CROP_FRACTION``) and the central ``image_size`` square is
+    cut out, as in timm's and torchvision's ImageNet evaluation. Images whose shorter side is
+    already at most ``image_size`` (CIFAR's 32x32) are just resized to ``image_size`` x
+    ``image_size``.
     """
     image = tf.convert_to_tensor(image)
     if not 0 < crop_fraction <= 1:
