@@ -126,7 +126,7 @@ The command (`$DATA`: the unpacked `cifar10-jpeg` folder, `$RUN`: the model dire
 
 Settings other than those flags are the defaults of `training/recipes.py`: SGD with Nesterov
 momentum 0.9, linear warm-up then cosine decay to 0, weight decay 4e-5 on the kernels, label
-smoothing 0.1, dropout 0.2; the augmentation of `training/data.py` for small inputs (4-pixel
+smoothing 0.1, dropout 0.2; the augmentation of `ghostnet_keras.data` for small inputs (4-pixel
 padded random 32x32 crops, flips), evaluation on the whole test image. This is a short CPU
 run to show that the pipeline learns real data end to end, not a reproduction of the paper's
 CIFAR-10 numbers (those use `--recipe=cifar10`: 164 epochs).
