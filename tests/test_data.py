@@ -444,6 +444,8 @@ def test_empty_class_folders(cifar_small, tmp_path, capfd):
     info = data.dataset_info(f"folder:{root}")
     assert (info.num_classes, info.num_train_examples, info.num_eval_examples) == (10, 10, 9)
     assert f"class folder(s) hold no images: {root / 'test' / 'cat'}" in capfd.readouterr().err
+    data.image_source(f"folder:{root}", "eval", image_size=32, num_images=1)
+    assert f"the class folder {root / 'test' / 'cat'} holds no images" in capfd.readouterr().err
     (root / "train" / "zebra").mkdir()
     (root / "train" / "zebra" / "notes.txt").write_text("no images here")
     with pytest.raises(ValueError, match=r"never sees in training.*Received: dataset=folder:"):
@@ -659,3 +661,29 @@ def test_module_does_not_import_keras():
     )
     last = out.stdout.strip().splitlines()[-1]
     assert last == "['ghostnet_keras', 'ghostnet_keras.constants']"
+
+
+def test_data_package_imports_only_downwards():
+    """The layers: models <- data <- training / tflite. The data package imports TensorFlow,
+    NumPy, absl, the standard library, its own modules and ghostnet_keras's shared constants,
+    extras and files; never Keras, a model module, training/ or tflite/ (read from the source,
+    so that a lazy import inside a function counts too)."""
+    import ast
+
+    package = pathlib.Path(data.__file__).parent
+    allowed = {"tensorflow", "numpy", "absl", "tensorflow_datasets"}
+    shared = {"ghostnet_keras.constants", "ghostnet_keras.extras", "ghostnet_keras.files"}
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top == "ghostnet_keras":
+                    assert name.startswith("ghostnet_keras.data") or name in shared, (path, name)
+                else:
+                    assert top in allowed or top in sys.stdlib_module_names, (path, name)
