@@ -673,7 +673,10 @@ def test_data_package_imports_only_downwards():
     package = pathlib.Path(data.__file__).parent
     allowed = {"tensorflow", "numpy", "absl", "tensorflow_datasets"}
     shared = {"ghostnet_keras.constants", "ghostnet_keras.extras", "ghostnet_keras.files"}
+    graph = {}
     for path in sorted(package.glob("*.py")):
+        module = "ghostnet_keras.data" + ("" if path.stem == "__init__" else f".{path.stem}")
+        graph[module] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -685,5 +688,17 @@ def test_data_package_imports_only_downwards():
                 top = name.split(".")[0]
                 if top == "ghostnet_keras":
                     assert name.startswith("ghostnet_keras.data") or name in shared, (path, name)
+                    if name.startswith("ghostnet_keras.data"):
+                        graph[module].add(name)
                 else:
                     assert top in allowed or top in sys.stdlib_module_names, (path, name)
+
+    # No import circle between its modules (only the package's __init__ imports upwards).
+    def visit(module, stack):
+        assert module not in stack, f"import circle: {' -> '.join([*stack, module])}"
+        for target in graph.get(module, ()):
+            visit(target, [*stack, module])
+
+    for module in graph:
+        if module != "ghostnet_keras.data":
+            visit(module, [])

@@ -12,8 +12,10 @@ import os
 
 import numpy as np
 
+import ghostnet_keras.data.folders as folders
+import ghostnet_keras.data.pipeline as pipeline
+import ghostnet_keras.data.transforms as transforms
 from ghostnet_keras.constants import CROP_FRACTION
-from ghostnet_keras.data import folders, pipeline, transforms
 from ghostnet_keras.data.specs import parse_dataset
 
 SPLIT_FOLDERS = {"calibration": folders.TRAIN_FOLDERS, "eval": folders.EVAL_FOLDERS}

@@ -3,7 +3,7 @@ and with ``--check`` which of its images cannot be used."""
 
 import sys
 
-from ghostnet_keras.data import folders
+import ghostnet_keras.data.folders as folders
 from ghostnet_keras.data.pipeline import dataset_info, make_dataset
 from ghostnet_keras.data.specs import parse_dataset
 

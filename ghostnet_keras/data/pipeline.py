@@ -6,8 +6,10 @@ import sys
 
 import tensorflow as tf
 
+import ghostnet_keras.data.folders as folders
+import ghostnet_keras.data.tfds_source as tfds_source
+import ghostnet_keras.data.transforms as transforms
 from ghostnet_keras.constants import CROP_FRACTION
-from ghostnet_keras.data import folders, tfds_source, transforms
 from ghostnet_keras.data.randaugment import parse_randaugment
 from ghostnet_keras.data.specs import DataInfo, parse_dataset
 

@@ -1,6 +1,7 @@
 """What a data set spec names (a TFDS name or ``folder:PATH``) and what a data set holds."""
 
 import dataclasses
+import difflib
 import os
 import re
 
@@ -70,7 +71,29 @@ def parse_dataset(spec):
             "'folder:PATH' for train/<class>/* and val/<class>/* image folders.",
             spec,
         )
-    from ghostnet_keras.data import tfds_source
-
-    tfds_source.check_name(spec)
+    _check_tfds_name(spec)
     return DatasetSpec("tfds", spec, None, spec)
+
+
+def tfds():
+    """The ``tensorflow_datasets`` module, imported on first use of a TFDS name; without it a
+    ``MissingExtraError`` whose one line names the extra to install."""
+    from ghostnet_keras.extras import require
+
+    return require("tensorflow_datasets", "train", "TFDS data sets")
+
+
+def _check_tfds_name(spec):
+    """Raises a ``ValueError`` if TFDS has no data set of this name (with close matches)."""
+    lib = tfds()
+    base = spec.split(":")[0].split("/")[0]
+    try:
+        lib.builder_cls(base)
+    except lib.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(base, lib.list_builders(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise error(
+            f"Unknown dataset {base!r}: not a TensorFlow Datasets name.{hint} For your own "
+            "images use 'folder:PATH'.",
+            spec,
+        ) from None

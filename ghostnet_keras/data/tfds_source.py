@@ -1,38 +1,14 @@
-"""TensorFlow Datasets (TFDS) sources. tensorflow-datasets is imported here only, on first use
-of a TFDS name; without it the error names the extra to install."""
+"""TensorFlow Datasets (TFDS) sources. tensorflow-datasets is imported (by ``specs.tfds``) on
+first use of a TFDS name only; without it the error names the extra to install."""
 
-import difflib
 import os
 
 import tensorflow as tf
 from absl import logging
 
-from ghostnet_keras.data.specs import error
+from ghostnet_keras.data.specs import error, tfds
 
 IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
-
-
-def tfds():
-    """The ``tensorflow_datasets`` module, or a ``MissingExtraError`` naming the extra."""
-    from ghostnet_keras.extras import require
-
-    return require("tensorflow_datasets", "train", "TFDS data sets")
-
-
-def check_name(spec):
-    """Raises a ``ValueError`` if TFDS has no data set of this name (with close matches)."""
-    lib = tfds()
-    base = spec.split(":")[0].split("/")[0]
-    try:
-        lib.builder_cls(base)
-    except lib.core.registered.DatasetNotFoundError:
-        close = difflib.get_close_matches(base, lib.list_builders(), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise error(
-            f"Unknown dataset {base!r}: not a TensorFlow Datasets name.{hint} For your own "
-            "images use 'folder:PATH'.",
-            spec,
-        ) from None
 
 
 def builder(spec, data_dir):
