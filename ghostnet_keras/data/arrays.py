@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 import numpy as np
+import tensorflow as tf
 
 import ghostnet_keras.data.folders as folders
 import ghostnet_keras.data.pipeline as pipeline
@@ -40,8 +41,6 @@ def _reason(err):
 
 
 def _folder_batches(files, labels, image_size, crop_fraction, batch_size, limit, spec):
-    import tensorflow as tf
-
     images, batch_labels, count, decoded = [], [], 0, 0
     for index, path in enumerate(files):
         if count >= limit:

@@ -1,11 +1,14 @@
 """Image folders: ``ROOT/train/<class>/*`` with ``ROOT/val|validation|test/<class>/*`` for
 training, and also ``ROOT/<class>/*`` or a flat folder of images for calibration and
-evaluation. Listing only (TensorFlow reads the files later); no tensorflow-datasets."""
+evaluation. Listing, and what it warns about or refuses; the pipelines read the files."""
 
 import os
 import sys
 
+import tensorflow as tf
+
 from ghostnet_keras.data.specs import error
+from ghostnet_keras.data.transforms import decode
 
 # File name endings listed from an image folder; anything else is skipped with a warning.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
@@ -49,8 +52,17 @@ def splits(spec):
 
 def list_split(spec, split, class_names=None):
     """The image files of ``root/split/<class>/*`` in sorted order, their labels and the
-    class names (sorted sub-folder names). Files that are not images by name are skipped
-    with one warning."""
+    class names (sorted sub-folder names; ``class_names`` gives those of train/ for the
+    evaluation split).
+
+    Warns (on stderr, with the paths) about files that are not images by name, sub-folders of
+    class folders, entries that cannot be read (broken links, FIFOs), and evaluation classes
+    without usable images; the last three are kept in ``PROBLEMS`` for ``--check``.
+
+    Raises:
+        ValueError: for a split without images, evaluation classes that train/ lacks, or a
+            training class without images or whose files all fail to decode.
+    """
     split_dir = os.path.join(spec.path, split)
     try:
         found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
@@ -70,10 +82,6 @@ def list_split(spec, split, class_names=None):
 
 def _decodes(path):
     """True if the file at ``path`` can be read and decoded as an image."""
-    import tensorflow as tf
-
-    from ghostnet_keras.data.transforms import decode
-
     try:
         decode(tf.io.read_file(path))
     except tf.errors.OpError:
