@@ -39,10 +39,10 @@ def last_line(text):
 
 @pytest.fixture(scope="module")
 def cifar_small(cifar10_dir, tmp_path_factory):
-    """50 training and 20 test images per class (500 + 200), for runs of a few steps."""
+    """10 training and 4 test images per class (100 + 40), for runs of a few steps."""
     root = tmp_path_factory.mktemp("cifar_small")
-    make_subset(cifar10_dir, root, 50, splits=["train"])
-    make_subset(cifar10_dir, root, 20, splits=["test"])
+    make_subset(cifar10_dir, root, 10, splits=["train"])
+    make_subset(cifar10_dir, root, 4, splits=["test"])
     return root
 
 
@@ -221,16 +221,16 @@ def test_killed_run_resumes_and_ends_with_the_same_step_count(cifar_small, tmp_p
     """SIGKILL a CLI run mid-epoch once a step checkpoint exists; the same command resumes
     from it (not from scratch) and ends at the step count of an uninterrupted run."""
     model_dir = tmp_path / "run"
-    steps_per_epoch, epochs = 500 // 25, 3  # 20 steps per epoch, 60 in all
+    steps_per_epoch, epochs = 100 // 10, 2  # 10 steps per epoch, 20 in all
     args = [
         f"--dataset=folder:{cifar_small}",
         "--model=ghostnet_050",
         "--width=0.35",
         "--image_size=32",
-        "--batch_size=25",
+        "--batch_size=10",
         f"--epochs={epochs}",
         "--warmup_epochs=0.5",
-        "--save_every=5",
+        "--save_every=2",
         "--log_every=5",
         "--eval_every=0",
         "--seed=1",
@@ -284,7 +284,7 @@ def test_killed_run_resumes_and_ends_with_the_same_step_count(cifar_small, tmp_p
         model="ghostnet_050",
         width=0.35,
         image_size=32,
-        batch_size=25,
+        batch_size=10,
         epochs=epochs,
         warmup_epochs=0.5,
     )
@@ -323,6 +323,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(cifar_small, tmp_pa
         "--warmup_epochs=0.5",
         "--ema_decay=0.9",
         "--log_every=3",
+        "--eval_every=0",
         "--strategy=multi_worker_mirrored",
         "--seed=2",
         f"--model_dir={model_dir}",
@@ -411,6 +412,9 @@ def _error_cases(cifar_small, tmp_path):
 
 def test_command_line_errors_are_one_line(cifar_small, tmp_path):
     cases = _error_cases(cifar_small, tmp_path)
+    # One model directory each: a run holds its directory (a second run there is refused).
+    for index, (args, _) in enumerate(cases.values()):
+        args[:] = [a.replace(f"{tmp_path / 'run'}", f"{tmp_path / 'run'}-{index}") for a in args]
     # All at once: most of the time is TensorFlow's start-up.
     processes = {
         name: subprocess.Popen(

@@ -13,6 +13,7 @@ file is never loaded. If the latest checkpoint is damaged, missing or unreadable
 skipped and why; if none is intact, `NoIntactCheckpointError` names the files and the way out.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ import tempfile
 import time
 
 import keras
+import numpy as np
 
 from ghostnet_keras import files
 
@@ -224,9 +226,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"ckpt-{step}.weights.h5"
+        self._check_space(name)
         with files.atomic_path(self.directory / name) as tmp:
             self.model.save_weights(tmp)
             size, sha256 = tmp.stat().st_size, file_sha256(tmp)
+        self._last_size = size
         state = {
             "step": step,
             "iterations": global_step(self.model),
@@ -241,6 +245,35 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         files.write_json(self.directory / STATE_FILE, state)  # the commit point
         self.last_saved_step = step
         self._prune(step)
+
+    def _check_space(self, name):
+        """Raises `OSError(ENOSPC)` before writing if the disk cannot hold the checkpoint.
+
+        h5py cannot recover from a write that fails half-way: its open handles print errors
+        while they are freed and may crash the interpreter at exit. So a checkpoint is written
+        only if the disk has room for it: the size of the last one, or, for the first, the
+        bytes of all the variables plus 5% and 1 MB of HDF5 overhead.
+        """
+        needed = getattr(self, "_last_size", None)
+        if needed is None:
+            variables = list(self.model.weights) + list(self.model.optimizer.variables)
+            raw = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+            needed = int(raw * 1.05) + (1 << 20)
+        try:
+            stats = os.statvfs(self.directory)
+        except (OSError, AttributeError):
+            return
+        free = stats.f_bavail * stats.f_frsize
+        if free < needed:
+            latest = self.last_saved_step
+            last = f"ckpt-{latest}.weights.h5" if latest else "none yet"
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on device: the checkpoint {name} needs about "
+                f"{needed / 2**20:.1f} MB and {self.directory} has {free / 2**20:.1f} MB free. "
+                f"The last good checkpoint ({last}) is kept: free some space and run the same "
+                "command again to resume",
+            )
 
     def _prune(self, current):
         steps = sorted(

@@ -21,8 +21,14 @@ single-device training needs none of them (each returns early there).
   `tf.VariableAggregation.MEAN` averages them at each update.
 
 Seen with Keras 3.10 to 3.15.1 (the last version checked, `LAST_CHECKED`).
+
+One more piece relies on how Keras's `fit` works rather than on a bug: `no_ema_finalize` keeps
+`fit` from copying the moving averages into the model when it ends (Keras calls
+`optimizer.finalize_variable_values` at the end of every `fit`); resuming mid-epoch calls
+`fit` twice, and the averages are copied once, after training.
 """
 
+import contextlib
 import re
 
 import keras
@@ -125,3 +131,14 @@ def synchronized_moving_statistics(next_creator, **kwargs):
 
         kwargs["aggregation"] = tf.VariableAggregation.MEAN
     return next_creator(**kwargs)
+
+
+@contextlib.contextmanager
+def no_ema_finalize(optimizer):
+    """Within the block, `optimizer.finalize_variable_values` (which `fit` calls at its end to
+    copy the moving averages into the model) does nothing; call it yourself afterwards."""
+    optimizer.finalize_variable_values = lambda variables: None
+    try:
+        yield optimizer
+    finally:
+        del optimizer.finalize_variable_values

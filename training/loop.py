@@ -112,20 +112,6 @@ def _evaluate(model, eval_ds, eval_steps):
     return {k: float(v) for k, v in results.items()}
 
 
-class _NoFinalize:
-    """Keeps `fit` from copying the moving averages into the model at its end (we call fit
-    twice when resuming mid-epoch, and copy them once, after training)."""
-
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
-
-    def __enter__(self):
-        self.optimizer.finalize_variable_values = lambda variables: None
-
-    def __exit__(self, *exc):
-        del self.optimizer.finalize_variable_values
-
-
 def train(config, strategy=None, printer=print):
     """Trains `config.model` on `config.dataset`, resuming from `<model_dir>/checkpoints` if a
     checkpoint is there; returns the metrics dict that is written to `metrics.json`.
@@ -227,7 +213,7 @@ def _train(config, strategy, strategy_name, started, printer):
         "verbose": 0,
     }
     first_epoch, offset = divmod(start_step, steps_per_epoch)
-    with _NoFinalize(model.optimizer):
+    with keras_compat.no_ema_finalize(model.optimizer):
         if start_step < total_steps and offset:
             model.fit(
                 train_ds,

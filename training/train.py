@@ -16,6 +16,7 @@ Run it again with the same command after an interruption: it resumes from the la
 """
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -47,8 +48,13 @@ def config_from_flags(flag_values=FLAGS):
     return recipes.make_config(flag_values.recipe, **explicit_settings(flag_values))
 
 
-def _error(message):
+def _error(message, hard=False):
     print(f"train: error: {message}", file=sys.stderr, flush=True)
+    if hard:
+        # After a failed disk write, h5py's half-closed handles can print errors and crash the
+        # interpreter while it cleans up: the line above is the last word.
+        sys.stdout.flush()
+        os._exit(2)
     sys.exit(2)
 
 
@@ -141,7 +147,8 @@ def main(argv):
             raise
         if os.environ.get("GHOSTNET_TRAIN_TRACEBACK"):
             raise
-        _error(" ".join(str(error).split()) or repr(error))
+        disk = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+        _error(" ".join(str(error).split()) or repr(error), hard=disk)
     except Exception as error:  # TensorFlow runtime errors: one line too, no traceback
         tf = sys.modules.get("tensorflow")
         if tf is None or not isinstance(error, tf.errors.OpError):
