@@ -304,6 +304,7 @@ def test_missing_tensorflow_names_the_extra_in_one_line(tmp_path):
     assert_one_error_line(result.returncode, result.stderr, 'pip install "ghostnet-keras[train]"')
 
 
+@pytest.mark.slow
 def test_short_run_with_default_warmup_is_quiet_and_keeps_the_umask(finished_run):
     """`--epochs=2` without --warmup_epochs trains (the default warm-up was 5 epochs); no
     TensorFlow C++ lines or library notes; files get the umask's permissions (002 -> 664)."""
@@ -323,6 +324,7 @@ def test_short_run_with_default_warmup_is_quiet_and_keeps_the_umask(finished_run
     assert not list(model_dir.rglob(".tmp-*")) and not (model_dir / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_mismatched_model_and_stale_lock(finished_run, tiny_cifar, tmp_path):
     """In parallel, on copies of a finished run:
     - the latest checkpoint damaged (200 kB overwritten): the rerun skips it, names it, and
@@ -369,6 +371,7 @@ def test_damaged_checkpoints_mismatched_model_and_stale_lock(finished_run, tiny_
     assert "Resuming from" in out
 
 
+@pytest.mark.slow
 def test_second_run_is_refused_and_ctrl_c_says_where_to_resume(tiny_cifar, tmp_path):
     """A run holds its model directory: a second run on it is refused at once, naming the
     first (before: they deleted each other's files). Ctrl-C (SIGINT) then ends the first with
@@ -413,6 +416,7 @@ def _mount_tmpfs(path, size):
         pytest.skip(f"cannot mount a small tmpfs for a real full disk: {result.stderr.strip()}")
 
 
+@pytest.mark.slow
 def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_the_last_good_state(
     finished_run, tiny_cifar, tmp_path
 ):
