@@ -24,52 +24,13 @@ Sources (paper: "GhostNets on Heterogeneous Devices via Cheap Operations", IJCV 
 """
 
 import ast
-import dataclasses
 import os
 
-# Every setting of a training run, with the value used when neither a flag nor a recipe sets it.
-# The optimizer and regularization defaults are the paper's ImageNet ones.
-DEFAULTS = {
-    "model": "ghostnet_100",
-    "width": None,  # None: the registered model's own width
-    "model_kwargs": {},
-    "dataset": None,  # required: a TFDS name or folder:PATH
-    "data_dir": None,
-    "model_dir": None,  # required
-    "image_size": 224,
-    # Evaluation centre crop; None: 0.875 (resize to 256, crop 224), or 1.0 (whole image) at
-    # CIFAR-like sizes, whose training crops are padded, not zoomed.
-    "crop_fraction": None,
-    "batch_size": 256,  # global, over all replicas
-    "epochs": 100,
-    "steps_per_epoch": None,  # None: one pass over the training split
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "nesterov": True,
-    "learning_rate": None,  # None: base_learning_rate * batch_size / base_batch_size
-    "base_learning_rate": 0.4,
-    "base_batch_size": 1024,
-    "lr_schedule": "cosine",
-    "lr_decay_epochs": (),  # for lr_schedule="step"
-    "lr_decay_factor": 0.1,
-    "warmup_epochs": 5.0,
-    "weight_decay": 4e-5,
-    "label_smoothing": 0.1,
-    "dropout_rate": 0.2,  # None: the model's own default
-    "ema_decay": 0.0,  # 0: no moving average of the weights
-    "randaugment": None,  # None: off, as in the paper; e.g. "2,9": 2 ops of magnitude 9
-    "mixed_precision": False,
-    "jit_compile": False,
-    "strategy": "auto",
-    "tpu": None,
-    "cpu_replicas": None,  # split the CPU into N devices for --strategy=mirrored (testing)
-    "seed": None,
-    "save_every": None,  # None: a checkpoint at the end of each epoch only
-    "log_every": 50,
-    "eval_every": 1,  # evaluate every N epochs during training; 0: only at the end
-    "cache": None,  # None: let the input pipeline decide
-    "eval_only": False,
-}
+from training import config as config_lib
+from training.config import OPTIMIZERS, SCHEDULES, STRATEGIES, TrainConfig  # noqa: F401
+
+# Every setting with its default: derived from the one declaration, `training.config`.
+DEFAULTS = config_lib.defaults()
 
 RECIPES = {
     "ghostnet_imagenet": {
@@ -115,57 +76,6 @@ RECIPES = {
     },
 }
 
-OPTIMIZERS = ("sgd", "rmsprop", "adamw")
-SCHEDULES = ("cosine", "step", "constant")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """One training run; build it with `make_config`."""
-
-    model: str
-    width: float | None
-    model_kwargs: dict
-    dataset: str | None
-    data_dir: str | None
-    model_dir: str | None
-    image_size: int
-    crop_fraction: float | None
-    batch_size: int
-    epochs: int
-    steps_per_epoch: int | None
-    optimizer: str
-    momentum: float
-    nesterov: bool
-    learning_rate: float
-    base_learning_rate: float
-    base_batch_size: int
-    lr_schedule: str
-    lr_decay_epochs: tuple
-    lr_decay_factor: float
-    warmup_epochs: float
-    weight_decay: float
-    label_smoothing: float
-    dropout_rate: float | None
-    ema_decay: float
-    randaugment: str | None
-    mixed_precision: bool
-    jit_compile: bool
-    strategy: str
-    tpu: str | None
-    cpu_replicas: int | None
-    seed: int | None
-    save_every: int | None
-    log_every: int
-    eval_every: int
-    cache: bool | None
-    eval_only: bool
-    recipe: str | None = None
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
 
 def scaled_learning_rate(batch_size, base_learning_rate=0.4, base_batch_size=1024):
     """The linear scaling rule: `base_learning_rate * batch_size / base_batch_size`.
@@ -195,6 +105,32 @@ def parse_model_kwargs(text):
     return kwargs
 
 
+def default_warmup_epochs(epochs, lr_schedule="cosine"):
+    """The warm-up when none is given: `WARMUP_EPOCHS` (5, the paper's), or a tenth of a shorter
+    run (`--epochs=2` warms up for 0.2 epochs), and none for the step schedule, which has no
+    warm-up. The `ghostnet_imagenet` recipe sets its 5 of 400 epochs explicitly."""
+    if lr_schedule == "step":
+        return 0.0
+    try:
+        return float(min(config_lib.WARMUP_EPOCHS, epochs * config_lib.WARMUP_FRACTION))
+    except TypeError:
+        return config_lib.WARMUP_EPOCHS  # a bad `epochs` fails validation, naming itself
+
+
+def parse_decay_epochs(value):
+    """`"82,123"`, `["82", "123"]` or `(82, 123)` -> `(82, 123)`; ValueError naming the setting."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    try:
+        return tuple(int(e) for e in value or ())
+    except (TypeError, ValueError):
+        shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        raise ValueError(
+            "`lr_decay_epochs` must be integers separated by commas. "
+            f"Received: lr_decay_epochs={shown}"
+        ) from None
+
+
 def list_recipes():
     return sorted(RECIPES)
 
@@ -213,7 +149,7 @@ def make_config(recipe=None, **overrides):
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"Unknown training setting {unknown[0]!r}. Received: {unknown[0]}=...")
-    values = dict(DEFAULTS)
+    values = config_lib.defaults()
     if recipe is not None:
         values.update(RECIPES[recipe])
     values.update(overrides)
@@ -221,7 +157,9 @@ def make_config(recipe=None, **overrides):
         values["learning_rate"] = scaled_learning_rate(
             values["batch_size"], values["base_learning_rate"], values["base_batch_size"]
         )
-    values["lr_decay_epochs"] = tuple(int(e) for e in values["lr_decay_epochs"] or ())
+    if values["warmup_epochs"] is None:
+        values["warmup_epochs"] = default_warmup_epochs(values["epochs"], values["lr_schedule"])
+    values["lr_decay_epochs"] = parse_decay_epochs(values["lr_decay_epochs"])
     values["model_kwargs"] = parse_model_kwargs(values["model_kwargs"])
     for name in ("model_dir", "data_dir"):
         if isinstance(values[name], str) and not values[name].startswith("gs://"):
@@ -256,10 +194,11 @@ def validate(config):
         c.steps_per_epoch,
         ">= 1",
     )
-    _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer, f"one of {', '.join(OPTIMIZERS)}")
-    _check(
-        c.lr_schedule in SCHEDULES, "lr_schedule", c.lr_schedule, f"one of {', '.join(SCHEDULES)}"
-    )
+    for field in config_lib.settings():
+        choices = field.metadata["choices"]
+        value = getattr(c, field.name)
+        if choices:
+            _check(value in choices, field.name, value, f"one of {', '.join(choices)}")
     _check(c.learning_rate > 0, "learning_rate", c.learning_rate, "> 0")
     _check(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
     _check(c.warmup_epochs >= 0, "warmup_epochs", c.warmup_epochs, ">= 0")
@@ -279,7 +218,6 @@ def validate(config):
     )
     _check(0 <= c.ema_decay < 1, "ema_decay", c.ema_decay, "in [0, 1) (0 turns it off)")
     _check(c.width is None or c.width > 0, "width", c.width, "> 0")
-    _check(c.strategy in STRATEGIES, "strategy", c.strategy, f"one of {', '.join(STRATEGIES)}")
     _check(
         c.strategy != "tpu" or bool(c.tpu),
         "tpu",
