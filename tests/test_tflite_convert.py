@@ -26,6 +26,7 @@ from conftest import ROOT, load_image_folder, make_subset
 pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter (ai-edge-litert) is needed")
 
 from tflite import convert, evaluate  # noqa: E402
+from tflite import flatbuffer as fb  # noqa: E402
 
 FLOAT32_ATOL = 1e-4
 FLOAT16_ATOL = 2e-2
@@ -44,7 +45,7 @@ def _assert_mobile_ready(flatbuffer, input_dtype="float32", integer_only=False):
     assert list(classifier.input["shape"])[0] == 1
     assert list(classifier.input.get("shape_signature", classifier.input["shape"]))[0] == 1
     assert classifier.input_dtype == np.dtype(input_dtype)
-    ops = convert.list_ops(flatbuffer)
+    ops = fb.op_names(flatbuffer)
     assert ops
     assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")], ops
     if integer_only:

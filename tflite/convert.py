@@ -24,6 +24,13 @@ import tempfile
 
 import numpy as np
 
+from ghostnet_keras import files
+from ghostnet_keras.constants import CROP_FRACTION
+from tflite import flatbuffer as fb
+from tflite.models import load_model, model_image_shape
+
+__all__ = ["convert_model", "iterate_images", "load_model", "model_image_shape"]
+
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
 IO_CHOICES = ("float", "uint8", "int8")
 
@@ -34,84 +41,12 @@ def _tf():
     return tf
 
 
-def load_model(name_or_path, *, weights=None, **kwargs):
-    """Returns a Keras model from a registry name or a saved ``.keras`` file.
-
-    Args:
-        name_or_path: a name of ``ghostnet_keras.list_models()`` or the path of a
-            ``.keras`` file.
-        weights: for a registry name, passed to the builder (``None``, ``"imagenet"`` or a
-            weights file); for a ``.keras`` file, an optional ``.weights.h5`` file to load.
-        **kwargs: more builder arguments for a registry name, e.g. ``classes=10`` or
-            ``input_shape=(224, 224, 3)``.
-    """
-    import keras
-
-    import ghostnet_keras
-
-    name = os.fspath(name_or_path)
-    if name.endswith(".keras") or os.path.sep in name or os.path.isfile(name):
-        if not os.path.isfile(name):
-            raise ValueError(f"The model file does not exist. Received: model={name!r}")
-        if kwargs:
-            raise ValueError(
-                "Builder arguments only apply to a registry name, not to a saved model. "
-                f"Received: {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}"
-            )
-        try:
-            model = keras.saving.load_model(name)
-        except Exception as err:  # Keras raises many types for a file that is not a model.
-            raise ValueError(
-                f"Could not load a Keras model from the file ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''}). Received: model={name!r}"
-            ) from err
-        if weights is not None:
-            if not os.path.isfile(weights):
-                raise ValueError(
-                    f"The `weights` file does not exist. Received: weights={weights!r}"
-                )
-            model.load_weights(weights)
-        return model
-    return ghostnet_keras.create_model(name, weights=weights, **kwargs)
-
-
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(
             f"`{name}` must be one of {', '.join(repr(c) for c in choices)}. "
             f"Received: {name}={value!r}"
         )
-
-
-def model_image_shape(model, image_size=None):
-    """The ``(height, width, channels)`` the converted model takes.
-
-    ``image_size`` (an int or a ``(height, width)`` pair) is only needed, and only allowed to
-    differ from the model, when the model was built with an unknown spatial size.
-    """
-    shape = tuple(model.input_shape)
-    if isinstance(model.input_shape, list) or len(shape) != 4:
-        raise ValueError(
-            "Only models with one image input (batch, height, width, channels) convert. "
-            f"Received: model.input_shape={model.input_shape}"
-        )
-    height, width, channels = shape[1:]
-    if image_size is not None:
-        size = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
-        if (height is not None and height != size[0]) or (width is not None and width != size[1]):
-            raise ValueError(
-                f"`image_size` disagrees with the model's input size {height}x{width}. "
-                f"Received: image_size={image_size}"
-            )
-        height, width = int(size[0]), int(size[1])
-    if height is None or width is None:
-        raise ValueError(
-            "The model has no fixed input size: mobile exports need one. Pass `image_size` or "
-            f"build the model with `input_shape`. Received: model.input_shape={shape}"
-        )
-    if channels is None:
-        raise ValueError(f"The model's channel count is unknown. Received: input_shape={shape}")
-    return int(height), int(width), int(channels)
 
 
 def iterate_images(images, image_shape, limit):
@@ -154,23 +89,6 @@ def _select_ops_error(err):
         f"(Select TF ops are not allowed in mobile exports): {', '.join(sorted(ops))}. "
         f"Received: ops={sorted(ops)}"
     )
-
-
-def list_ops(flatbuffer):
-    """The op names of a `.tflite` model, in execution order (e.g. ``["CONV_2D", ...]``)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(
-        model_content=bytes(flatbuffer),
-        experimental_op_resolver_type=_no_delegate_resolver(),
-    )
-    return [op["op_name"] for op in interpreter._get_ops_details()]
-
-
-def _no_delegate_resolver():
-    from ai_edge_litert.interpreter import OpResolverType
-
-    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 
 def convert_model(
@@ -333,45 +251,6 @@ def _check_raw_input(flatbuffer, io):
         )
 
 
-def write_atomically(path, content):
-    """Writes ``content`` to ``path`` through a temporary file in the same folder, so that a
-    crash never leaves a truncated `.tflite` behind."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"The output folder {folder} does not exist. Received: output={path!r}")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tflite", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images=100):
-    """Runs images through the Keras model and the `.tflite`; returns the
-    :func:`tflite.evaluate.evaluate` numbers (accuracy only where the labels fit the model)."""
-    from tflite import evaluate
-
-    classifier = evaluate.TFLiteClassifier(flatbuffer)
-    try:
-        evaluate.label_mapping(class_names, classifier.num_classes)
-        usable = class_names is not None
-    except ValueError:  # labels of other classes than the model's: compare outputs only
-        usable = False
-    if not usable:
-        batches = ((x, None) for x, _ in batches)
-        class_names = None
-    return evaluate.evaluate(
-        classifier, batches, class_names=class_names, keras_model=model, num_images=num_images
-    )
-
-
 def _parse_args(argv):
     import argparse
 
@@ -387,7 +266,12 @@ def _parse_args(argv):
     add("--calibration_data", default=None, help="folder:PATH or a TFDS name (int8, check)")
     add("--num_calibration", type=int, default=200, help="calibration images (default 200)")
     add("--image_size", type=int, default=None, help="square input size for a registry model")
-    add("--crop_fraction", type=float, default=0.875, help="centre crop of the eval transform")
+    add(
+        "--crop_fraction",
+        type=float,
+        default=CROP_FRACTION,
+        help=f"centre crop of the eval transform (default {CROP_FRACTION})",
+    )
     add("--data_dir", default=None, help="TFDS data directory")
     add("--output", required=True, help="PATH.tflite to write")
     add("--optimize", dest="optimize", action="store_true", default=True, help="(default)")
@@ -406,11 +290,22 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
+def _check_output(output):
+    """Checks, before any work, that ``output`` can be written: a `.tflite` path, not a
+    folder, in an existing folder."""
+    if not output.endswith(".tflite"):
+        raise ValueError(f"`--output` must end with .tflite. Received: output={output!r}")
+    if os.path.isdir(output):
+        raise ValueError(f"`--output` is an existing folder. Received: output={output!r}")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise ValueError(f"The output folder {folder} does not exist. Received: output={output!r}")
+
+
 def _validate_args(args):
     _check_choice("quantize", args.quantize, QUANTIZE_CHOICES)
     _check_choice("io", args.io, IO_CHOICES)
-    if not args.output.endswith(".tflite"):
-        raise ValueError(f"`--output` must end with .tflite. Received: output={args.output!r}")
+    _check_output(args.output)
     for name in ("num_calibration", "check_images"):
         if getattr(args, name) < 1:
             raise ValueError(
@@ -442,13 +337,8 @@ def _validate_args(args):
 
 
 def _qat(model, args, image_size, predict_images):
-    try:
-        from tflite import qat
-    except ImportError as err:
-        raise ValueError(
-            "Quantization-aware training is not available in this installation "
-            f"(tflite.qat: {err}). Received: qat_epochs={args.qat_epochs}"
-        ) from err
+    from tflite import qat
+
     return qat.qat_int8(
         model,
         args.qat_data,
@@ -554,15 +444,15 @@ def run(args):
             image_size=height,
         )
         if optimize is not None:
-            flatbuffer = optimize.finish_flatbuffer(flatbuffer)
-    write_atomically(args.output, flatbuffer)
+            flatbuffer = fb.finish_flatbuffer(flatbuffer)
+    files.write_bytes(args.output, flatbuffer)
     print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
 
     if check is not None:
         from tflite import evaluate
 
         check_x, check_y, names, what = check
-        result = check_conversion(
+        result = evaluate.check_conversion(
             model, flatbuffer, [(check_x, check_y)], class_names=names, num_images=len(check_x)
         )
         label = "the Keras model before QAT" if args.qat_epochs else "Keras"

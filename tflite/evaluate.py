@@ -21,6 +21,9 @@ import os
 
 import numpy as np
 
+from ghostnet_keras.constants import CROP_FRACTION
+from tflite import flatbuffer as fb
+
 BACKGROUND_CHOICES = ("auto", "yes", "no")
 
 
@@ -49,6 +52,10 @@ class TFLiteClassifier:
             )
         if not input_std:
             raise ValueError(f"`input_std` must not be 0. Received: input_std={input_std!r}")
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+            raise ValueError(
+                f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}"
+            )
         if isinstance(model, (bytes, bytearray)):
             content, self.name = bytes(model), "<bytes>"
         else:
@@ -57,8 +64,7 @@ class TFLiteClassifier:
                 raise ValueError(f"The .tflite file does not exist. Received: tflite={path!r}")
             with open(path, "rb") as f:
                 content, self.name = f.read(), path
-        # A TFLite flatbuffer carries the file identifier "TFL3" at bytes 4-8.
-        if len(content) < 8 or content[4:8] != b"TFL3":
+        if not fb.is_tflite(content):
             raise ValueError(f"The file is not a TFLite model. Received: tflite={self.name!r}")
         try:
             self.interpreter = _interpreter(content, num_threads)
@@ -261,6 +267,23 @@ def format_result(result):
     return "\n".join(lines)
 
 
+def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images=100):
+    """Runs images through the Keras model and the `.tflite`; returns the :func:`evaluate`
+    numbers (accuracy only where the labels fit the model)."""
+    classifier = TFLiteClassifier(flatbuffer)
+    try:
+        label_mapping(class_names, classifier.num_classes)
+        usable = class_names is not None
+    except ValueError:  # labels of other classes than the model's: compare outputs only
+        usable = False
+    if not usable:
+        batches = ((x, None) for x, _ in batches)
+        class_names = None
+    return evaluate(
+        classifier, batches, class_names=class_names, keras_model=model, num_images=num_images
+    )
+
+
 def _parse_args(argv):
     import argparse
 
@@ -275,7 +298,12 @@ def _parse_args(argv):
     add("--weights", default=None, help="weights of --keras_model: 'imagenet' or a file")
     add("--num_images", type=int, default=None, help="evaluate this many images (default all)")
     add("--batch_size", type=int, default=32, help="images read at a time")
-    add("--crop_fraction", type=float, default=0.875, help="centre crop of the eval transform")
+    add(
+        "--crop_fraction",
+        type=float,
+        default=CROP_FRACTION,
+        help=f"centre crop of the eval transform (default {CROP_FRACTION})",
+    )
     add("--input_mean", type=float, default=0.0, help="float input = (pixel - mean) / std")
     add("--input_std", type=float, default=1.0, help="(127.5 and 127.5 for MobileNet files)")
     add("--background", default="auto", help="first output is a background class: auto|yes|no")
@@ -286,12 +314,17 @@ def _parse_args(argv):
 
 def run(args):
     """The command line's work, on parsed arguments; returns the result dict."""
-    from tflite import convert, images
+    from tflite import images, models
 
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(
             f"`--num_images` must be at least 1. Received: num_images={args.num_images}"
         )
+    for name in ("batch_size", "num_threads"):
+        if getattr(args, name) < 1:
+            raise ValueError(
+                f"`--{name}` must be at least 1. Received: {name}={getattr(args, name)}"
+            )
     classifier = TFLiteClassifier(
         args.tflite,
         num_threads=args.num_threads,
@@ -307,8 +340,8 @@ def run(args):
         kwargs = {}
         if not args.keras_model.endswith(".keras"):
             kwargs["input_shape"] = (height, width, 3)
-        keras_model = convert.load_model(args.keras_model, weights=args.weights, **kwargs)
-        convert.model_image_shape(keras_model, height)  # the same input size, or an error
+        keras_model = models.load_model(args.keras_model, weights=args.weights, **kwargs)
+        models.model_image_shape(keras_model, height)  # the same input size, or an error
     source = images.image_source(
         args.data,
         "eval",
