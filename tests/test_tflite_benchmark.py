@@ -331,6 +331,15 @@ def test_cli_rejects_a_file_that_is_not_tflite(tmp_path):
     result = _cli("no_such_model")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: Not a .tflite file")
+    # A truncated model (a copy cut short): the error names the file.
+    keras.utils.set_random_seed(0)
+    whole = convert_model(_tiny_model())
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(whole[: len(whole) // 2])
+    result = _cli(str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: LiteRT cannot load the model") and "cut.tflite" in last
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ Bounds (measured on this machine in brackets, asserted with margin):
   model's).
 """
 
+import os
 import subprocess
 import sys
 
@@ -246,13 +247,14 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
 # Command lines.
 
 
-def _run(module, *args):
+def _run(module, *args, **kwargs):
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=600,
+        **kwargs,
     )
 
 
@@ -261,6 +263,9 @@ def test_convert_and_evaluate_command_lines(trained_cifar_ghostnet, cifar10_dir,
     data = make_subset(cifar10_dir, tmp_path / "cifar", 10)  # train/ and test/, 100 images each
     output = tmp_path / "out" / "cifar_int8.tflite"
     output.parent.mkdir()
+    # It replaces a file others may read: the new one gets the umask's permissions, not 0600.
+    output.write_bytes(b"an older model")
+    output.chmod(0o644)
     result = _run(
         "tflite.convert",
         f"--model={path}",
@@ -270,8 +275,10 @@ def test_convert_and_evaluate_command_lines(trained_cifar_ghostnet, cifar10_dir,
         "--num_calibration=100",
         "--check_images=100",
         f"--output={output}",
+        preexec_fn=lambda: os.umask(0o022),
     )
     assert result.returncode == 0, result.stderr
+    assert output.stat().st_mode & 0o777 == 0o644
     assert "Calibrating on 100 images" in result.stdout
     assert "Check against Keras on 100 images" in result.stdout
     assert sorted(p.name for p in output.parent.iterdir()) == ["cifar_int8.tflite"]
@@ -293,7 +300,8 @@ def test_convert_and_evaluate_command_lines(trained_cifar_ghostnet, cifar10_dir,
 
 
 def _bad_inputs(tmp_path):
-    """(arguments, what the error line must contain) for bad command lines."""
+    """(python arguments, what the error line must contain, extra environment, text the
+    output must not contain) for bad command lines."""
     empty = tmp_path / "empty"
     empty.mkdir()
     junk = tmp_path / "junk" / "cat"
@@ -303,18 +311,34 @@ def _bad_inputs(tmp_path):
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"\x00" * 64 + b"not a flatbuffer")
     small = tmp_path / "small.keras"
-    keras.Sequential(
+    small_model = keras.Sequential(
         [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
-    ).save(small)
+    )
+    small_model.save(small)
+    small_tflite = tmp_path / "small.tflite"
+    small_tflite.write_bytes(convert.convert_model(small_model))
+    folder = tmp_path / "folder.tflite"
+    folder.mkdir()
     out = f"--output={tmp_path / 'x.tflite'}"
+    # No network: ImageNet weights come from a folder that does not exist, into an empty cache.
+    offline = {
+        "GHOSTNET_KERAS_WEIGHTS_ORIGIN": (tmp_path / "no_server").as_uri(),
+        "KERAS_HOME": str(tmp_path / "keras_home"),
+    }
+    # The tflite extra missing: LiteRT cannot be imported.
+    no_litert = (
+        "import sys; sys.modules['ai_edge_litert'] = None; from tflite.evaluate import main; "
+        f"sys.exit(main(['--tflite={small_tflite}', '--data=folder:{junk.parent}']))"
+    )
     return [
-        (("tflite.convert", "--model=ghostnet_10", out), "Received: name='ghostnet_10'"),
+        (("-m", "tflite.convert", "--model=ghostnet_10", out), "Received: name='ghostnet_10'"),
         (
-            ("tflite.convert", "--model=ghostnet_050", "--quantize=int4", out),
+            ("-m", "tflite.convert", "--model=ghostnet_050", "--quantize=int4", out),
             "Received: quantize='int4'",
         ),
         (
             (
+                "-m",
                 "tflite.convert",
                 "--model=ghostnet_050",
                 "--quantize=int8",
@@ -325,6 +349,7 @@ def _bad_inputs(tmp_path):
         ),
         (
             (
+                "-m",
                 "tflite.convert",
                 f"--model={small}",
                 "--quantize=int8",
@@ -335,6 +360,7 @@ def _bad_inputs(tmp_path):
         ),
         (
             (
+                "-m",
                 "tflite.convert",
                 f"--model={small}",
                 "--quantize=int8",
@@ -344,37 +370,96 @@ def _bad_inputs(tmp_path):
             "None of the image files could be decoded",
         ),
         (
-            ("tflite.convert", f"--model={small}", "--image_size=64", out),
+            ("-m", "tflite.convert", f"--model={small}", "--image_size=64", out),
             "Received: image_size=64",
         ),
         (
-            ("tflite.evaluate", f"--tflite={fake}", f"--data=folder:{junk.parent}"),
+            ("-m", "tflite.evaluate", f"--tflite={fake}", f"--data=folder:{junk.parent}"),
             "not a TFLite model",
         ),
+        # The output path is checked before the model is even built, not after converting.
+        (
+            ("-m", "tflite.convert", "--model=ghostnet_050", f"--output={folder}"),
+            f"Received: output='{folder}'",
+            None,
+            "Model ghostnet_050",
+        ),
+        (
+            (
+                "-m",
+                "tflite.convert",
+                "--model=ghostnet_050",
+                f"--output={empty / 'no' / 'x.tflite'}",
+            ),
+            "The output folder",
+            None,
+            "Model ghostnet_050",
+        ),
+        (
+            (
+                "-m",
+                "tflite.evaluate",
+                f"--tflite={small_tflite}",
+                f"--data=folder:{junk.parent}",
+                "--batch_size=0",
+            ),
+            "Received: batch_size=0",
+        ),
+        (
+            (
+                "-m",
+                "tflite.evaluate",
+                f"--tflite={small_tflite}",
+                f"--data=folder:{junk.parent}",
+                "--num_threads=0",
+            ),
+            "Received: num_threads=0",
+        ),
+        (
+            ("-m", "tflite.convert", "--model=ghostnet_100", "--weights=imagenet", out),
+            "ghostnet_1x.pth",
+            offline,
+        ),
+        (
+            (
+                "-m",
+                "tflite.evaluate",
+                f"--tflite={small_tflite}",
+                f"--data=folder:{junk.parent}",
+                "--keras_model=ghostnet_100",
+                "--weights=imagenet",
+            ),
+            "ghostnet_1x.pth",
+            offline,
+        ),
+        (("-c", no_litert), 'pip install "ghostnet-keras[tflite]"'),
     ]
 
 
 def test_bad_input_is_one_line_and_non_zero_exit(tmp_path):
-    cases = _bad_inputs(tmp_path)
+    cases = [(*case, None, None)[:4] for case in _bad_inputs(tmp_path)]
     # Start them all, then wait: each one spends most of its time importing TensorFlow.
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", *args],
+            [sys.executable, *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **(env or {})},
         )
-        for args, _ in cases
+        for args, _, env, _ in cases
     ]
-    for (args, expected), process in zip(cases, processes, strict=True):
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode != 0, args
+    for (args, expected, _, unexpected), process in zip(cases, processes, strict=True):
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 2, (args, stderr)
         assert "Traceback" not in stderr, (args, stderr)
         last = stderr.strip().splitlines()[-1]
         assert last.startswith("error: "), (args, last)
         assert expected in last, (args, last)
         assert "\n" not in last
+        if unexpected:
+            assert unexpected not in stdout, (args, stdout)
 
 
 def test_command_line_argument_checks():
