@@ -95,12 +95,14 @@ def test_float_exports_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test
     model, _, _ = trained_cifar_ghostnet
     x_test, _ = cifar_test
     expected = model.predict(x_test, verbose=0)
-    for quantize, atol, agreement in (
+    settings = (
         ("none", FLOAT32_ATOL, 1.0),
         ("float16", FLOAT16_ATOL, 0.98),
         ("dynamic", DYNAMIC_ATOL, 0.95),
-    ):
-        flatbuffer = convert.convert_model(model, quantize=quantize)
+    )
+    # One SavedModel export for the three (convert_variants); each file is convert_model's.
+    flatbuffers = convert.convert_variants(model, [dict(quantize=q) for q, _, _ in settings])
+    for (quantize, atol, agreement), flatbuffer in zip(settings, flatbuffers, strict=True):
         _assert_mobile_ready(flatbuffer)
         got = _predict(flatbuffer, x_test)
         diff, agree = np.abs(got - expected).max(), (got.argmax(1) == expected.argmax(1)).mean()
@@ -109,16 +111,32 @@ def test_float_exports_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test
         assert agree >= agreement, quantize
 
 
-def test_int8_keeps_accuracy_of_trained_cifar_model(
-    trained_cifar_ghostnet, cifar_test, cifar_calibration
-):
+@pytest.fixture(scope="module")
+def cifar_int8(trained_cifar_ghostnet, cifar_calibration):
+    """The trained model in full-integer int8 with float io (200 calibration images) and with
+    uint8 io (100 of them, given as an iterator), from one SavedModel export."""
+    model, _, _ = trained_cifar_ghostnet
+    float_io, uint8_io = convert.convert_variants(
+        model,
+        [
+            dict(quantize="int8", representative_images=cifar_calibration),
+            dict(
+                quantize="int8",
+                io="uint8",
+                representative_images=iter(cifar_calibration),
+                num_calibration=100,
+            ),
+        ],
+    )
+    return {"float": float_io, "uint8": uint8_io}
+
+
+def test_int8_keeps_accuracy_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test, cifar_int8):
     model, _, float_accuracy = trained_cifar_ghostnet
     x_test, y_test = cifar_test
     assert float_accuracy > 0.2  # the float model learnt something (chance: 10%)
     expected = model.predict(x_test, verbose=0).argmax(1)
-    flatbuffer = convert.convert_model(
-        model, quantize="int8", representative_images=cifar_calibration
-    )
+    flatbuffer = cifar_int8["float"]
     _assert_mobile_ready(flatbuffer)
     got = _predict(flatbuffer, x_test).argmax(1)
     print(
@@ -129,16 +147,10 @@ def test_int8_keeps_accuracy_of_trained_cifar_model(
     assert (got == expected).mean() >= 0.85
 
 
-def test_int8_uint8_io_takes_raw_pixels(trained_cifar_ghostnet, cifar_test, cifar_calibration):
+def test_int8_uint8_io_takes_raw_pixels(trained_cifar_ghostnet, cifar_test, cifar_int8):
     model, _, float_accuracy = trained_cifar_ghostnet
     x_test, y_test = cifar_test
-    flatbuffer = convert.convert_model(
-        model,
-        quantize="int8",
-        io="uint8",
-        representative_images=iter(cifar_calibration),
-        num_calibration=100,
-    )
+    flatbuffer = cifar_int8["uint8"]
     _assert_mobile_ready(flatbuffer, "uint8", integer_only=True)
     classifier = evaluate.TFLiteClassifier(flatbuffer)
     assert classifier.input["quantization"] == (1.0, 0)
@@ -178,6 +190,26 @@ def test_convert_argument_errors():
         convert.convert_model(dynamic)
 
 
+def test_variants_are_the_files_of_convert_model():
+    """One export for several settings changes nothing in the files."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    settings = [
+        dict(),
+        dict(quantize="dynamic"),
+        dict(io="uint8"),  # a float model with a raw uint8 input: its own export
+        dict(quantize="int8", io="int8", representative_images=images),
+    ]
+    files = convert.convert_variants(model, settings)
+    assert files == [convert.convert_model(model, **kwargs) for kwargs in settings]
+    assert len(set(files)) == len(files)
+    with pytest.raises(ValueError, match=r"Received: quantize='int4'"):
+        convert.convert_variants(model, [dict(), dict(quantize="int4")])
+
+
 def test_select_tf_ops_are_named():
     # A model whose op has no TFLite builtin kernel: conversion must fail and name it.
     class Bitcount(keras.layers.Layer):
@@ -209,12 +241,20 @@ def test_int8_grouped_convs_small_g_ghost_regnetx(imagenette_dir):
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.7
 
 
-# Registry-wide conversion: float32 and int8 at small inputs. The big graphs take 1-4 min
-# each on a busy 2-core machine, so all run with `-m slow` only (C-GhostNet-0.5 and grouped
-# convs are converted above by default).
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ghostnet_keras.list_models())
-def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
+# Registry-wide conversion: float32 and int8 at small inputs (32 px for the CIFAR models, 64
+# for the others). The conversion time grows with the graph, not the input: the big graphs
+# take about a minute each on a busy 2-core machine, so all run with `-m slow` only
+# (C-GhostNet-0.5 and grouped convs are converted above by default). Both files come from one
+# SavedModel export (convert_variants); Ghost-ResNet-50-s2's are kept for the float64 test.
+_REUSED = ("ghost_resnet50_s2",)
+_REGISTRY = {}
+
+
+def _registry_conversion(name, imagenette_dir):
+    """``(model, images, keras outputs, float32 file, int8 uint8-io file)`` of a registry
+    model with random weights and BatchNormalization statistics of 10 real images."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
     size = 32 if ("cifar" in name or name.endswith(("56", "56_nomix"))) else 64
     keras.utils.set_random_seed(0)
     model = ghostnet_keras.create_model(
@@ -222,9 +262,22 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
     )
     _data_initialised(model, load_image_folder(imagenette_dir / "train", 1, size=size)[0])
     images, _ = load_image_folder(imagenette_dir / "val", 1, size=size)
-    flatbuffer = convert.convert_model(model)
-    _assert_mobile_ready(flatbuffer)
+    flatbuffer, quantized = convert.convert_variants(
+        model,
+        [dict(), dict(quantize="int8", io="uint8", representative_images=images)],
+    )
     expected = model.predict(images, verbose=0)
+    result = model, images, expected, flatbuffer, quantized
+    if name in _REUSED:  # the others would hold every model's weights in memory
+        _REGISTRY[name] = result
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ghostnet_keras.list_models())
+def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
+    model, images, expected, flatbuffer, quantized = _registry_conversion(name, imagenette_dir)
+    _assert_mobile_ready(flatbuffer)
     # Relative to the logits' scale: BN statistics of only 10 images make some deep random
     # networks ill-conditioned (Ghost-ResNet-50-s2: 2.7e-3 on logits of magnitude 18, as far
     # from Keras in float64 as Keras in float32 is: see the float64 test at the end).
@@ -233,9 +286,6 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
         expected,
         atol=REGISTRY_FLOAT32_RTOL * max(1, np.abs(expected).max()),
         rtol=0,
-    )
-    quantized = convert.convert_model(
-        model, quantize="int8", io="uint8", representative_images=images
     )
     _assert_mobile_ready(quantized, "uint8", integer_only=True)
     # Random weights, so no accuracy: the int8 logits must follow the float ones (a random
@@ -483,13 +533,12 @@ def test_command_line_argument_checks():
 @pytest.mark.slow
 def test_ghost_resnet50_float32_difference_is_float32_rounding(imagenette_dir):
     """The largest registry float32 difference is rounding: Keras in float64 as the referee."""
-    keras.utils.set_random_seed(0)
+    # The model, images and float32 file of the registry test (converted there, or here).
+    model, images, keras32, flatbuffer, _ = _registry_conversion(
+        "ghost_resnet50_s2", imagenette_dir
+    )
     kwargs = dict(input_shape=(64, 64, 3), classes=10, classifier_activation=None)
-    model = ghostnet_keras.create_model("ghost_resnet50_s2", **kwargs)
-    _data_initialised(model, load_image_folder(imagenette_dir / "train", 1, size=64)[0])
-    images, _ = load_image_folder(imagenette_dir / "val", 1, size=64)
-    keras32 = model.predict(images, verbose=0)
-    tflite32 = _predict(convert.convert_model(model), images)
+    tflite32 = _predict(flatbuffer, images)
     try:
         keras.config.set_dtype_policy("float64")
         exact = ghostnet_keras.create_model("ghost_resnet50_s2", **kwargs)

@@ -29,7 +29,7 @@ from ghostnet_keras.constants import CROP_FRACTION
 from tflite import flatbuffer as fb
 from tflite.models import load_model, model_image_shape
 
-__all__ = ["convert_model", "iterate_images", "load_model", "model_image_shape"]
+__all__ = ["convert_model", "convert_variants", "iterate_images", "load_model", "model_image_shape"]
 
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
 IO_CHOICES = ("float", "uint8", "int8")
@@ -126,6 +126,60 @@ def convert_model(
     Returns:
         The `.tflite` flatbuffer as ``bytes``.
     """
+    return convert_variants(
+        model,
+        [
+            dict(
+                quantize=quantize,
+                io=io,
+                representative_images=representative_images,
+                num_calibration=num_calibration,
+            )
+        ],
+        batch_size=batch_size,
+        image_size=image_size,
+    )[0]
+
+
+def convert_variants(model, variants, *, batch_size=1, image_size=None):
+    """:func:`convert_model` for several settings of one model, tracing and saving it once.
+
+    Args:
+        model: as for :func:`convert_model`.
+        variants: a list of dicts of :func:`convert_model` arguments (``quantize``, ``io``,
+            ``representative_images``, ``num_calibration``), one per `.tflite` to make.
+        batch_size, image_size: as for :func:`convert_model`, the same for every variant.
+
+    Returns:
+        A list of flatbuffers (``bytes``), one per variant, in order. Each is the file
+        :func:`convert_model` makes with the same arguments; the variants that take the same
+        input (every one but a float model with ``io="uint8"``) share one SavedModel export.
+    """
+    variants = [_check_variant(**variant) for variant in variants]
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size=}")
+    height, width, channels = model_image_shape(model, image_size)
+    image_shape = (height, width, channels)
+    calibrations = [_calibration(image_shape, **variant) for variant in variants]
+
+    results = [None] * len(variants)
+    by_input = {}
+    for index, variant in enumerate(variants):
+        raw = variant["io"] == "uint8" and variant["quantize"] != "int8"
+        by_input.setdefault(raw, []).append(index)
+    for raw, indices in by_input.items():
+        with tempfile.TemporaryDirectory(prefix="ghostnet_tflite_") as saved:
+            _export(model, [batch_size, *image_shape], raw, saved)
+            for index in indices:
+                variant = variants[index]
+                results[index] = _convert_saved(
+                    saved, variant["quantize"], variant["io"], calibrations[index], batch_size
+                )
+    return results
+
+
+def _check_variant(quantize="none", io="float", representative_images=None, num_calibration=200):
+    """Validates one variant's arguments; returns them as a dict."""
     _check_choice("quantize", quantize, QUANTIZE_CHOICES)
     _check_choice("io", io, IO_CHOICES)
     if io == "int8" and quantize != "int8":
@@ -133,8 +187,6 @@ def convert_model(
             "`io='int8'` needs full-integer quantization (`quantize='int8'`); use 'uint8' "
             f"for a raw image input of a float model. Received: io={io!r}"
         )
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size=}")
     if quantize == "int8":
         if representative_images is None:
             raise ValueError(
@@ -145,32 +197,42 @@ def convert_model(
             raise ValueError(
                 f"`num_calibration` must be a positive integer. Received: {num_calibration=}"
             )
+    return dict(
+        quantize=quantize,
+        io=io,
+        representative_images=representative_images,
+        num_calibration=num_calibration,
+    )
+
+
+def _calibration(image_shape, quantize, io, representative_images, num_calibration):
+    """The calibration images of an int8 variant as one array (None for the others)."""
+    if quantize != "int8":
+        return None
+    calibration = list(iterate_images(representative_images, image_shape, num_calibration))
+    if not calibration:
+        raise ValueError(
+            "`representative_images` yielded no image. Received: representative_images="
+            f"{type(representative_images).__name__}"
+        )
+    calibration = np.stack(calibration)
+    if io != "float" and (calibration.min() < 0.0 or calibration.max() > 255.0):
+        raise ValueError(
+            f"`io={io!r}` takes raw 0-255 pixels, but the calibration images range over "
+            f"[{calibration.min():g}, {calibration.max():g}]. Received: io={io!r}"
+        )
+    return calibration
+
+
+def _export(model, spec_shape, raw, directory):
+    """Writes ``model`` as a SavedModel with one batch-``spec_shape`` endpoint ``serve``:
+    float32 images, or (``raw``) uint8 images cast to float in front of the float graph."""
     tf = _tf()
     import keras
 
-    height, width, channels = model_image_shape(model, image_size)
-    image_shape = (height, width, channels)
-    spec_shape = [batch_size, height, width, channels]
-
-    calibration = None
-    if quantize == "int8":
-        calibration = list(iterate_images(representative_images, image_shape, num_calibration))
-        if not calibration:
-            raise ValueError(
-                "`representative_images` yielded no image. Received: representative_images="
-                f"{type(representative_images).__name__}"
-            )
-        calibration = np.stack(calibration)
-
-        if io != "float" and (calibration.min() < 0.0 or calibration.max() > 255.0):
-            raise ValueError(
-                f"`io={io!r}` takes raw 0-255 pixels, but the calibration images range over "
-                f"[{calibration.min():g}, {calibration.max():g}]. Received: io={io!r}"
-            )
-
     export = keras.export.ExportArchive()
     export.track(model)
-    if io == "uint8" and quantize != "int8":
+    if raw:
         # A float model with a raw image input: a CAST in front of the float graph.
         def serve(images):
             return model(tf.cast(images, model.input.dtype), training=False)
@@ -183,32 +245,35 @@ def convert_model(
 
         signature = tf.TensorSpec(spec_shape, tf.float32, name="images")
     export.add_endpoint("serve", serve, input_signature=[signature])
+    export.write_out(directory, verbose=False)
 
-    with tempfile.TemporaryDirectory(prefix="ghostnet_tflite_") as saved:
-        export.write_out(saved, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantize == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.representative_dataset = _representative(
-                calibration, batch_size, anchor=io != "float"
-            )
-            if io != "float":
-                converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
-                converter.inference_output_type = converter.inference_input_type
-        try:
-            flatbuffer = converter.convert()
-        except Exception as err:  # ConverterError and friends: name the Select TF ops.
-            select = _select_ops_error(err)
-            if select is not None:
-                raise select from err
-            raise
+
+def _convert_saved(saved, quantize, io, calibration, batch_size):
+    """Converts the SavedModel in ``saved`` with one variant's settings."""
+    tf = _tf()
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = _representative(
+            calibration, batch_size, anchor=io != "float"
+        )
+        if io != "float":
+            converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
+            converter.inference_output_type = converter.inference_input_type
+    try:
+        flatbuffer = converter.convert()
+    except Exception as err:  # ConverterError and friends: name the Select TF ops.
+        select = _select_ops_error(err)
+        if select is not None:
+            raise select from err
+        raise
     if io != "float" and quantize == "int8":
         _check_raw_input(flatbuffer, io)
     return flatbuffer
