@@ -11,24 +11,29 @@ def _one_line(err):
     return " ".join(str(err).split())
 
 
-def run_cli(parse_args, run, argv=None, required=REQUIRED):
+def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None):
     """Parses ``argv`` (default ``sys.argv[1:]``) with ``parse_args`` and calls ``run(args)``.
 
-    ``required`` lists the ``(module, purpose)`` pairs of the ``tflite`` extra that the command
-    needs whatever its arguments.
+    ``validate(args)``, if given, checks the arguments first, before anything heavy is
+    imported, so that a bad flag is reported at once. ``required`` lists the
+    ``(module, purpose)`` pairs of the ``tflite`` extra that the command needs whatever its
+    arguments.
 
     A missing extra, a ``ValueError``, an ``OSError``, a TensorFlow runtime error or a failed
     download (Keras raises a bare ``Exception`` for it) becomes one ``error: ...`` line on
     stderr and exit status 2; returns 0 on success.
     """
+    # Before TensorFlow is imported (ghostnet_keras imports Keras, which imports it).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ghostnet_keras import extras
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if validate is not None:
+            validate(args)
         for module, purpose in required:
             extras.require(module, "tflite", purpose)
-    except extras.MissingExtraError as err:
+    except (ValueError, extras.MissingExtraError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     try:

@@ -36,7 +36,6 @@ import sys
 
 import numpy as np
 
-from ghostnet_keras import files
 from tflite import flatbuffer as fb
 from tflite import latency
 
@@ -327,6 +326,8 @@ def run_benchmark(
             )
             rows.append(_row(name, q, flatbuffer, model))
             if save_dir:
+                from ghostnet_keras import files
+
                 os.makedirs(save_dir, exist_ok=True)
                 path = os.path.join(save_dir, f"{name}_{q}.tflite")
                 files.write_bytes(path, flatbuffer)
@@ -376,14 +377,18 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
-def run(args, argv=None):
-    """The command line's work, on parsed arguments; returns the table rows."""
+def _validate_args(args):
     if args.runs < 1 or args.threads < 1 or args.warmup < 0 or args.num_calibration < 1:
         raise ValueError(
             "--runs, --threads and --num_calibration must be >= 1 and --warmup >= 0. "
             f"Received: runs={args.runs}, threads={args.threads}, warmup={args.warmup}, "
             f"num_calibration={args.num_calibration}"
         )
+
+
+def run(args, argv=None):
+    """The command line's work, on parsed arguments; returns the table rows."""
+    _validate_args(args)
     rows = run_benchmark(
         args.models,
         peers=args.peers,
@@ -429,6 +434,8 @@ def run(args, argv=None):
     print(table)
     if args.output:
         command = "python -m tflite.benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
+        from ghostnet_keras import files
+
         files.write_bytes(args.output, f"```\n{command}\n```\n\n{cpu}\n\n{table}\n".encode())
     return rows
 
@@ -439,7 +446,13 @@ def main(argv=None):
     # Timing .tflite files needs LiteRT only; converting Keras models also needs TensorFlow
     # (run_benchmark asks for it then).
     required = (("ai_edge_litert", "the LiteRT interpreter"),)
-    return run_cli(_parse_args, lambda args: run(args, argv), argv, required=required)
+    return run_cli(
+        _parse_args,
+        lambda args: run(args, argv),
+        argv,
+        required=required,
+        validate=_validate_args,
+    )
 
 
 if __name__ == "__main__":

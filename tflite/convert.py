@@ -24,8 +24,6 @@ import tempfile
 
 import numpy as np
 
-from ghostnet_keras import files
-from ghostnet_keras.constants import CROP_FRACTION
 from tflite import flatbuffer as fb
 from tflite.models import load_model, model_image_shape
 
@@ -319,6 +317,8 @@ def _check_raw_input(flatbuffer, io):
 def _parse_args(argv):
     import argparse
 
+    from ghostnet_keras.constants import CROP_FRACTION
+
     parser = argparse.ArgumentParser(
         prog="python -m tflite.convert",
         description="Convert a registry model or a .keras file to a batch-1 .tflite file.",
@@ -510,6 +510,8 @@ def run(args):
         )
         if optimize is not None:
             flatbuffer = fb.finish_flatbuffer(flatbuffer)
+    from ghostnet_keras import files
+
     files.write_bytes(args.output, flatbuffer)
     print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
 
@@ -537,7 +539,7 @@ def run(args):
 def main(argv=None):
     from tflite._cli import run_cli
 
-    return run_cli(_parse_args, run, argv)
+    return run_cli(_parse_args, run, argv, validate=_validate_args)
 
 
 if __name__ == "__main__":

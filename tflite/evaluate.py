@@ -21,7 +21,6 @@ import os
 
 import numpy as np
 
-from ghostnet_keras.constants import CROP_FRACTION
 from tflite import flatbuffer as fb
 
 BACKGROUND_CHOICES = ("auto", "yes", "no")
@@ -287,6 +286,8 @@ def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images
 def _parse_args(argv):
     import argparse
 
+    from ghostnet_keras.constants import CROP_FRACTION
+
     parser = argparse.ArgumentParser(
         prog="python -m tflite.evaluate",
         description="Top-1/top-5 of a .tflite classifier, and its agreement with Keras.",
@@ -312,10 +313,7 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
-def run(args):
-    """The command line's work, on parsed arguments; returns the result dict."""
-    from tflite import images, models
-
+def _validate_args(args):
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(
             f"`--num_images` must be at least 1. Received: num_images={args.num_images}"
@@ -325,6 +323,17 @@ def run(args):
             raise ValueError(
                 f"`--{name}` must be at least 1. Received: {name}={getattr(args, name)}"
             )
+    if args.background not in BACKGROUND_CHOICES:
+        raise ValueError(
+            f"`--background` must be one of auto, yes, no. Received: background={args.background!r}"
+        )
+
+
+def run(args):
+    """The command line's work, on parsed arguments; returns the result dict."""
+    from tflite import images, models
+
+    _validate_args(args)
     classifier = TFLiteClassifier(
         args.tflite,
         num_threads=args.num_threads,
@@ -376,7 +385,7 @@ def run(args):
 def main(argv=None):
     from tflite._cli import run_cli
 
-    return run_cli(_parse_args, run, argv)
+    return run_cli(_parse_args, run, argv, validate=_validate_args)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ import tempfile
 
 import numpy as np
 
-from ghostnet_keras import extras, files
-
 IO_CHOICES = ("float", "uint8", "int8")
 ERROR_FILE = "error.json"
 # The layers the worker can rebuild on tf_keras (see `_layer_spec`).
@@ -277,6 +275,8 @@ def _run_worker(job_dir, job, progress):
 def _check_extra():
     """Raises ``MissingExtraError`` naming the ``qat`` extra if the worker cannot run. Only
     looked up: importing tfmot would switch this process to tf_keras."""
+    from ghostnet_keras import extras
+
     for module in ("tensorflow_model_optimization", "tf_keras"):
         if importlib.util.find_spec(module) is None:
             raise extras.MissingExtraError(
@@ -422,6 +422,8 @@ def qat_int8(
         _run_worker(tmp, job, progress)
         data = pathlib.Path(job["tflite_out"]).read_bytes()
         if output:
+            from ghostnet_keras import files
+
             files.write_bytes(output, data)
             if progress:
                 progress(f"Wrote {output} ({len(data):,} bytes)")
