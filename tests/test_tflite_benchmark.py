@@ -59,6 +59,20 @@ def _run_tflite(flatbuffer, x):
     return np.stack(out)
 
 
+_MODELS = {}
+
+
+def _random_model(builder, shape):
+    """The model with random weights and BN statistics, built once for both rewrite sets
+    (four small models kept for the module)."""
+    if builder not in _MODELS:
+        keras.utils.set_random_seed(0)
+        model = builder(input_shape=shape, classifier_activation=None)
+        _randomize_batch_norms(model)
+        _MODELS[builder] = model
+    return _MODELS[builder]
+
+
 @pytest.mark.parametrize(
     "builder,shape",
     [
@@ -70,9 +84,7 @@ def _run_tflite(flatbuffer, x):
 )
 @pytest.mark.parametrize("rewrites", ["default", "all"])
 def test_export_graph_is_equivalent(builder, shape, rewrites):
-    keras.utils.set_random_seed(0)
-    model = builder(input_shape=shape, classifier_activation=None)
-    _randomize_batch_norms(model)
+    model = _random_model(builder, shape)
     if rewrites == "default":
         exported = optimize.export_graph(model)
     else:
