@@ -550,3 +550,33 @@ def test_ghost_resnet50_float32_difference_is_float32_rounding(imagenette_dir):
     tflite_error = np.abs(tflite32 - exact).max()  # measured 2.1e-3
     assert keras_error > 1e-4  # the network really is ill-conditioned at float32
     assert tflite_error < 3 * keras_error
+
+
+def _tflite_imports(path):
+    """The `tflite.*` modules a source file imports, at any level (functions included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("tflite.")}
+        elif isinstance(node, ast.ImportFrom) and node.module == "tflite":
+            found |= {f"tflite.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tflite."):
+            found.add(node.module)
+    return found
+
+
+def test_tflite_modules_import_no_circle():
+    """No tflite module imports itself through others (convert and evaluate did)."""
+    graph = {
+        f"tflite.{path.stem}": _tflite_imports(path) for path in (ROOT / "tflite").glob("*.py")
+    }
+
+    def visit(module, path):
+        assert module not in path, " -> ".join([*path, module])
+        for child in sorted(graph.get(module, ())):
+            visit(child, [*path, module])
+
+    for module in graph:
+        visit(module, [])

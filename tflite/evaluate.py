@@ -22,14 +22,9 @@ import os
 import numpy as np
 
 from tflite import flatbuffer as fb
+from tflite import latency
 
 BACKGROUND_CHOICES = ("auto", "yes", "no")
-
-
-def _interpreter(model_content, num_threads):
-    from ai_edge_litert.interpreter import Interpreter
-
-    return Interpreter(model_content=model_content, num_threads=num_threads)
 
 
 class TFLiteClassifier:
@@ -65,14 +60,9 @@ class TFLiteClassifier:
                 content, self.name = f.read(), path
         if not fb.is_tflite(content):
             raise ValueError(f"The file is not a TFLite model. Received: tflite={self.name!r}")
-        try:
-            self.interpreter = _interpreter(content, num_threads)
-            self.interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as err:
-            raise ValueError(
-                f"LiteRT cannot load the model ({str(err).splitlines()[0]}). "
-                f"Received: tflite={self.name!r}"
-            ) from err
+        self.interpreter = latency.load_interpreter(
+            content, num_threads, source=self.name, argument="tflite"
+        )
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:
             shapes = [tuple(int(d) for d in i["shape"]) for i in inputs]

@@ -20,11 +20,11 @@ import numpy as np
 from tflite import flatbuffer as fb
 
 
-def load_interpreter(flatbuffer, num_threads=1, source="model"):
+def load_interpreter(flatbuffer, num_threads=1, source="model", argument="model"):
     """A LiteRT ``Interpreter`` (XNNPACK, its default delegate) with its tensors allocated.
 
-    Raises a ``ValueError`` naming ``source`` when the bytes are not a model LiteRT can load
-    (not a flatbuffer, truncated, damaged).
+    Raises a ``ValueError`` naming ``source`` (as ``argument=source``) when the bytes are not
+    a model LiteRT can load (not a flatbuffer, truncated, damaged).
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -32,7 +32,10 @@ def load_interpreter(flatbuffer, num_threads=1, source="model"):
         raise ValueError(
             f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}"
         )
-    fb.check_tflite(bytes(flatbuffer[:8]), source)
+    if not fb.is_tflite(flatbuffer):
+        raise ValueError(
+            f"Not a TFLite model (no 'TFL3' flatbuffer identifier). Received: {argument}={source!r}"
+        )
     try:
         result = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
         result.allocate_tensors()
@@ -40,7 +43,7 @@ def load_interpreter(flatbuffer, num_threads=1, source="model"):
         first = str(err).strip().splitlines()
         raise ValueError(
             f"LiteRT cannot load the model ({first[0] if first else type(err).__name__}). "
-            f"Received: model={source!r}"
+            f"Received: {argument}={source!r}"
         ) from err
     return result
 
