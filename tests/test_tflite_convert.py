@@ -487,29 +487,33 @@ def _bad_inputs(tmp_path):
 
 
 def test_bad_input_is_one_line_and_non_zero_exit(tmp_path):
+    import concurrent.futures
+
     cases = [(*case, None, None)[:4] for case in _bad_inputs(tmp_path)]
-    # Start them all, then wait: each one spends most of its time importing TensorFlow.
-    processes = [
-        subprocess.Popen(
+
+    def run(case):
+        args, _, env, _ = case
+        return subprocess.run(
             [sys.executable, *args],
             cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
             env={**os.environ, **(env or {})},
+            timeout=600,
         )
-        for args, _, env, _ in cases
-    ]
-    for (args, expected, _, unexpected), process in zip(cases, processes, strict=True):
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 2, (args, stderr)
-        assert "Traceback" not in stderr, (args, stderr)
-        last = stderr.strip().splitlines()[-1]
+
+    # Four at a time: each one spends most of its time (and memory) importing TensorFlow.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, cases))
+    for (args, expected, _, unexpected), result in zip(cases, results, strict=True):
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("error: "), (args, last)
         assert expected in last, (args, last)
         assert "\n" not in last
         if unexpected:
-            assert unexpected not in stdout, (args, stdout)
+            assert unexpected not in result.stdout, (args, result.stdout)
 
 
 def test_command_line_argument_checks():
