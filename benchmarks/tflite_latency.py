@@ -22,6 +22,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from ghostnet_keras import files  # noqa: E402
+
 GHOSTNETS = ("ghostnet_050", "ghostnet_100", "ghostnet_130")
 # Everything from this line on in an existing results file is kept (hand-written notes).
 NOTES_MARKER = "<!-- notes: kept when the table is regenerated -->"
@@ -123,9 +125,10 @@ def _rewrite_variants(quantize):
     """C-GhostNet-1.0 with the default rewrites added one at a time, then each opt-in one.
 
     The defaults (``tflite.optimize.DEFAULT_REWRITES``) are the "ghostnet_100" row; the
-    rows here show what each step buys, cumulatively, then what the two rewrites that are
-    not defaults add to them.
+    rows here show what each step buys, cumulatively, then what each of the two rewrites
+    that measurements rejected (``tflite_rewrites.REJECTED``) adds to them.
     """
+    from benchmarks.tflite_rewrites import REJECTED
     from tflite import optimize
 
     steps = [("stem",), ("stem", "gate")]
@@ -139,9 +142,8 @@ def _rewrite_variants(quantize):
         )
     defaults = optimize.DEFAULT_REWRITES
     for extra in ("concat_conv", "ghost"):
-        variants.append(
-            (f"ghostnet_100 default +{extra}", "ghostnet_100", {"rewrites": (*defaults, extra)})
-        )
+        rewrites = (*defaults, REJECTED[extra])
+        variants.append((f"ghostnet_100 default +{extra}", "ghostnet_100", {"rewrites": rewrites}))
     return variants
 
 
@@ -194,10 +196,8 @@ def main(argv=None):
     if args.save_dir:
         os.makedirs(args.save_dir, exist_ok=True)
         for i, flatbuffer in flatbuffers.items():
-            with open(os.path.join(args.save_dir, f"{i:02d}.tflite"), "wb") as f:
-                f.write(flatbuffer)
-        with open(os.path.join(args.save_dir, "rows.json"), "w") as f:
-            json.dump(rows, f, indent=1)
+            files.write_bytes(os.path.join(args.save_dir, f"{i:02d}.tflite"), flatbuffer)
+        files.write_json(os.path.join(args.save_dir, "rows.json"), rows)
     return _time_and_report(args, argv, rows, flatbuffers)
 
 
@@ -214,8 +214,7 @@ def _time_and_report(args, argv, rows, flatbuffers):
         row["ms"] = float(np.median(times[i]))
         row["p10"] = float(np.percentile(times[i], 10))
     if args.save_dir:
-        with open(os.path.join(args.save_dir, "timed.json"), "w") as f:
-            json.dump(rows, f, indent=1)
+        files.write_json(os.path.join(args.save_dir, "timed.json"), rows)
     table_rows = [{**r, "model": r["label"]} for r in rows]
     table = benchmark.format_table(table_rows)
     print(table)
@@ -230,13 +229,15 @@ def _time_and_report(args, argv, rows, flatbuffers):
                 old = f.read()
             if NOTES_MARKER in old:
                 notes = old[old.index(NOTES_MARKER) :]
-        with open(args.output, "w") as f:
-            f.write(
+        files.write_bytes(
+            args.output,
+            (
                 f"# TFLite latency\n\n```\n{command}\n```\n\n"
                 f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
                 f"{benchmark.cpu_description()}, {os.cpu_count()} cores, load average at the end "
                 f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}\n\n{table}\n\n{notes}"
-            )
+            ).encode(),
+        )
     if args.plot:
         plot([r for r in rows if r["label"] == r["model"]], args.plot)
         print(f"Plot written to {args.plot}")

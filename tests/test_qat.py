@@ -118,6 +118,7 @@ def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
     classifier's top-2 margins are often a few int8 steps; measured: 93.8-95%, while PTQ
     int8 agrees with the float model on 89%)."""
     from tflite import convert
+    from tflite import flatbuffer as fb
 
     model, path, float_accuracy = trained_cifar_ghostnet
     x_train, y_train, x_test, y_test = cifar10_arrays
@@ -152,7 +153,7 @@ def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
     assert qat_accuracy >= ptq_accuracy - 0.02
     assert agreement >= 0.90
     # Full-integer (the worker checks every tensor): float only at the io ends.
-    ops = convert.list_ops(flatbuffer)
+    ops = fb.op_names(flatbuffer)
     assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
     assert "DEQUANTIZE" not in ops[1:-1]
 

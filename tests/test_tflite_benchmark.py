@@ -18,8 +18,16 @@ from conftest import ROOT, load_image_folder
 
 pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT (ai-edge-litert) is needed")
 
-from tflite import benchmark, optimize  # noqa: E402
+from tflite import benchmark, latency, optimize  # noqa: E402
+from tflite import flatbuffer as fb  # noqa: E402
 from tflite.convert import convert_model  # noqa: E402
+
+if str(ROOT) not in sys.path:  # benchmarks/ is no package: import it from the checkout
+    sys.path.insert(0, str(ROOT))
+from benchmarks import tflite_rewrites  # noqa: E402
+
+# Every rewrite: the named defaults and the two that measurements rejected (benchmarks/).
+ALL_REWRITES = (*optimize.REWRITES, *tflite_rewrites.REJECTED.values())
 
 
 def _randomize_batch_norms(model, seed=0):
@@ -51,6 +59,20 @@ def _run_tflite(flatbuffer, x):
     return np.stack(out)
 
 
+_MODELS = {}
+
+
+def _random_model(builder, shape):
+    """The model with random weights and BN statistics, built once for both rewrite sets
+    (four small models kept for the module)."""
+    if builder not in _MODELS:
+        keras.utils.set_random_seed(0)
+        model = builder(input_shape=shape, classifier_activation=None)
+        _randomize_batch_norms(model)
+        _MODELS[builder] = model
+    return _MODELS[builder]
+
+
 @pytest.mark.parametrize(
     "builder,shape",
     [
@@ -62,13 +84,11 @@ def _run_tflite(flatbuffer, x):
 )
 @pytest.mark.parametrize("rewrites", ["default", "all"])
 def test_export_graph_is_equivalent(builder, shape, rewrites):
-    keras.utils.set_random_seed(0)
-    model = builder(input_shape=shape, classifier_activation=None)
-    _randomize_batch_norms(model)
+    model = _random_model(builder, shape)
     if rewrites == "default":
         exported = optimize.export_graph(model)
     else:
-        exported = optimize.export_graph(model, rewrites=optimize.REWRITES)
+        exported = optimize.export_graph(model, rewrites=ALL_REWRITES)
     names = [layer.name for layer in exported.layers]
     if builder is not ghostnet_keras.GGhostNet050:
         # A stride-2 bottleneck's depthwise conv moved before its concatenation and (not a
@@ -93,7 +113,7 @@ def test_every_rewrite_at_224_is_equivalent():
     keras.utils.set_random_seed(0)
     model = ghostnet_keras.GhostNet050(classifier_activation=None)
     _randomize_batch_norms(model)
-    exported = optimize.export_graph(model, rewrites=optimize.REWRITES)
+    exported = optimize.export_graph(model, rewrites=ALL_REWRITES)
     names = [layer.name for layer in exported.layers]
     assert sum(name.endswith("_export_twice") for name in names) == 2
     x = np.random.default_rng(1).uniform(0, 255, (1, 224, 224, 3)).astype("float32")
@@ -129,7 +149,7 @@ def _tiny_model():
 def test_op_census_of_a_known_model():
     keras.utils.set_random_seed(0)
     flatbuffer = convert_model(_tiny_model())
-    census = benchmark.op_census(flatbuffer)
+    census = fb.op_census(flatbuffer)
     assert census == {
         "CONV_2D": 1,
         "DEPTHWISE_CONV_2D": 1,
@@ -137,17 +157,17 @@ def test_op_census_of_a_known_model():
         "FULLY_CONNECTED": 1,
         "SOFTMAX": 1,
     }
-    d = benchmark.delegation(flatbuffer)
+    d = latency.delegation(flatbuffer)
     assert (d["delegated"], d["total"], d["partitions"]) == (5, 5, 1)
     with pytest.raises(ValueError, match="Not a TFLite model"):
-        benchmark.op_census(b"not a flatbuffer at all")
+        fb.op_census(b"not a flatbuffer at all")
 
 
 def test_single_op_models_recompose_the_model():
     """Each op alone computes what it computes inside the whole model."""
     keras.utils.set_random_seed(0)
     flatbuffer = convert_model(_tiny_model())
-    parts = benchmark.single_op_models(flatbuffer)
+    parts = fb.single_op_models(flatbuffer)
     assert [name for name, _, _ in parts] == [
         "CONV_2D",
         "DEPTHWISE_CONV_2D",
@@ -166,17 +186,17 @@ def test_single_op_models_recompose_the_model():
     x = np.random.default_rng(0).uniform(0, 255, (1, 16, 16, 3)).astype("float32")
     y = x
     for _, _, blob in parts:
-        interpreter = benchmark._interpreter(blob)
+        interpreter = latency.load_interpreter(blob)
         (detail,) = interpreter.get_input_details()
         interpreter.set_tensor(detail["index"], y.reshape(detail["shape"]))
         interpreter.invoke()
         y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    whole = benchmark._interpreter(flatbuffer)
+    whole = latency.load_interpreter(flatbuffer)
     whole.set_tensor(whole.get_input_details()[0]["index"], x)
     whole.invoke()
     expected = whole.get_tensor(whole.get_output_details()[0]["index"])
     np.testing.assert_allclose(y, expected, atol=1e-6)
-    rows = benchmark.op_profile(flatbuffer, runs=3)
+    rows = latency.op_profile(flatbuffer, runs=3)
     assert [r["op"] for r in rows] == [name for name, _, _ in parts]
     assert all(r["ms"] > 0 for r in rows)
 
@@ -188,14 +208,14 @@ def test_profile_segments_cut_a_residual_model_at_its_adds():
     x = keras.layers.Add()([x, keras.layers.Conv2D(4, 1)(x)])
     x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
     flatbuffer = convert_model(keras.Model(inputs, x))
-    parts = benchmark.truncated_models(flatbuffer)
+    parts = fb.truncated_models(flatbuffer)
     assert [dict(segment) for _, segment, _ in parts] == [
         {"CONV_2D": 2, "ADD": 1},
         {"DEPTHWISE_CONV_2D": 1},
     ]
     first = _run_tflite(parts[0][2], np.ones((1, 16, 16, 4), "float32"))
     assert first.shape == (1, 16, 16, 4)
-    rows = benchmark.profile_segments(flatbuffer, runs=3)
+    rows = latency.profile_segments(flatbuffer, runs=3)
     assert len(rows) == 2 and rows[-1]["cumulative_ms"] > 0
 
 
@@ -205,10 +225,10 @@ def test_float_softmax_delegates_the_int8_softmax():
     images = np.random.default_rng(0).uniform(0, 255, (20, 16, 16, 3)).astype("float32")
     for io in ("float", "int8"):
         flatbuffer = convert_model(model, quantize="int8", io=io, representative_images=images)
-        before = benchmark.delegation(flatbuffer)
+        before = latency.delegation(flatbuffer)
         assert before["not_delegated"] == {"SOFTMAX": 1}  # XNNPACK has no int8 softmax
-        rewritten = optimize.float_softmax(flatbuffer)
-        after = benchmark.delegation(rewritten)
+        rewritten = fb.float_softmax(flatbuffer)
+        after = latency.delegation(rewritten)
         assert after["delegated"] == after["total"] and after["partitions"] == 1
         x = images[:4] if io == "float" else (images[:4] - 128).astype("int8")
         a, b = _run_tflite(flatbuffer, x), _run_tflite(rewritten, x)
@@ -236,21 +256,21 @@ def test_float_depthwise_delegates_the_dynamic_range_depthwise_convs():
     model = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classifier_activation=None)
     _randomize_batch_norms(model)
     hybrid = convert_model(model, quantize="dynamic")
-    before = benchmark.delegation(hybrid)
+    before = latency.delegation(hybrid)
     # The 5x5 kernels of the last stage (336 channels) have int8 weights: hybrid ops.
     assert before["not_delegated"]["DEPTHWISE_CONV_2D"] >= 4
-    rewritten = optimize.float_depthwise(hybrid)
-    after = benchmark.delegation(rewritten)
+    rewritten = fb.float_depthwise(hybrid)
+    after = latency.delegation(rewritten)
     assert after["delegated"] == after["total"] == before["total"]
     assert after["partitions"] == 1
     assert len(rewritten) - len(hybrid) < 0.05 * len(hybrid)
-    assert optimize.float_depthwise(rewritten) == rewritten  # nothing left to rewrite
+    assert fb.float_depthwise(rewritten) == rewritten  # nothing left to rewrite
     # Same int8-derived weights, float activations: at least as close to Keras as before.
     x = np.random.default_rng(2).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(model(x, training=False))
 
     def run(flatbuffer):
-        interpreter = benchmark._interpreter(flatbuffer)
+        interpreter = latency.load_interpreter(flatbuffer)
         index = interpreter.get_input_details()[0]["index"]
         output = interpreter.get_output_details()[0]["index"]
         outputs = []
@@ -268,9 +288,9 @@ def test_float_depthwise_delegates_the_dynamic_range_depthwise_convs():
 
 def test_ghostnet100_float32_fully_delegated_and_equal(ghostnet100, ghostnet100_real_images):
     flatbuffer = benchmark.convert_for_benchmark(ghostnet100, "none")
-    d = benchmark.delegation(flatbuffer)
+    d = latency.delegation(flatbuffer)
     assert d["delegated"] == d["total"] and d["partitions"] == 1, d
-    census = benchmark.op_census(flatbuffer)
+    census = fb.op_census(flatbuffer)
     assert "SUB" not in census and "MINIMUM" not in census  # normalisation and gate folded
     x = ghostnet100_real_images[:4]
     expected = keras.ops.convert_to_numpy(ghostnet100(x, training=False))
@@ -281,7 +301,7 @@ def test_ghostnet100_int8_fully_delegated_and_small(ghostnet100, ghostnet100_rea
     flatbuffer = benchmark.convert_for_benchmark(
         ghostnet100, "int8", calibration=ghostnet100_real_images
     )
-    d = benchmark.delegation(flatbuffer)
+    d = latency.delegation(flatbuffer)
     assert d["delegated"] == d["total"] and d["partitions"] == 1, d
     params = ghostnet_keras.profile(ghostnet100)["params"]
     assert len(flatbuffer) <= 1.15 * params, (len(flatbuffer), params)
@@ -323,6 +343,15 @@ def test_cli_rejects_a_file_that_is_not_tflite(tmp_path):
     result = _cli("no_such_model")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: Not a .tflite file")
+    # A truncated model (a copy cut short): the error names the file.
+    keras.utils.set_random_seed(0)
+    whole = convert_model(_tiny_model())
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(whole[: len(whole) // 2])
+    result = _cli(str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: LiteRT cannot load the model") and "cut.tflite" in last
 
 
 @pytest.mark.parametrize(

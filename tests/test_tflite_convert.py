@@ -12,6 +12,7 @@ Bounds (measured on this machine in brackets, asserted with margin):
   model's).
 """
 
+import os
 import subprocess
 import sys
 
@@ -26,6 +27,7 @@ from conftest import ROOT, load_image_folder, make_subset
 pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter (ai-edge-litert) is needed")
 
 from tflite import convert, evaluate  # noqa: E402
+from tflite import flatbuffer as fb  # noqa: E402
 
 FLOAT32_ATOL = 1e-4
 FLOAT16_ATOL = 2e-2
@@ -44,7 +46,7 @@ def _assert_mobile_ready(flatbuffer, input_dtype="float32", integer_only=False):
     assert list(classifier.input["shape"])[0] == 1
     assert list(classifier.input.get("shape_signature", classifier.input["shape"]))[0] == 1
     assert classifier.input_dtype == np.dtype(input_dtype)
-    ops = convert.list_ops(flatbuffer)
+    ops = fb.op_names(flatbuffer)
     assert ops
     assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")], ops
     if integer_only:
@@ -93,12 +95,14 @@ def test_float_exports_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test
     model, _, _ = trained_cifar_ghostnet
     x_test, _ = cifar_test
     expected = model.predict(x_test, verbose=0)
-    for quantize, atol, agreement in (
+    settings = (
         ("none", FLOAT32_ATOL, 1.0),
         ("float16", FLOAT16_ATOL, 0.98),
         ("dynamic", DYNAMIC_ATOL, 0.95),
-    ):
-        flatbuffer = convert.convert_model(model, quantize=quantize)
+    )
+    # One SavedModel export for the three (convert_variants); each file is convert_model's.
+    flatbuffers = convert.convert_variants(model, [dict(quantize=q) for q, _, _ in settings])
+    for (quantize, atol, agreement), flatbuffer in zip(settings, flatbuffers, strict=True):
         _assert_mobile_ready(flatbuffer)
         got = _predict(flatbuffer, x_test)
         diff, agree = np.abs(got - expected).max(), (got.argmax(1) == expected.argmax(1)).mean()
@@ -107,16 +111,32 @@ def test_float_exports_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test
         assert agree >= agreement, quantize
 
 
-def test_int8_keeps_accuracy_of_trained_cifar_model(
-    trained_cifar_ghostnet, cifar_test, cifar_calibration
-):
+@pytest.fixture(scope="module")
+def cifar_int8(trained_cifar_ghostnet, cifar_calibration):
+    """The trained model in full-integer int8 with float io (200 calibration images) and with
+    uint8 io (100 of them, given as an iterator), from one SavedModel export."""
+    model, _, _ = trained_cifar_ghostnet
+    float_io, uint8_io = convert.convert_variants(
+        model,
+        [
+            dict(quantize="int8", representative_images=cifar_calibration),
+            dict(
+                quantize="int8",
+                io="uint8",
+                representative_images=iter(cifar_calibration),
+                num_calibration=100,
+            ),
+        ],
+    )
+    return {"float": float_io, "uint8": uint8_io}
+
+
+def test_int8_keeps_accuracy_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test, cifar_int8):
     model, _, float_accuracy = trained_cifar_ghostnet
     x_test, y_test = cifar_test
     assert float_accuracy > 0.2  # the float model learnt something (chance: 10%)
     expected = model.predict(x_test, verbose=0).argmax(1)
-    flatbuffer = convert.convert_model(
-        model, quantize="int8", representative_images=cifar_calibration
-    )
+    flatbuffer = cifar_int8["float"]
     _assert_mobile_ready(flatbuffer)
     got = _predict(flatbuffer, x_test).argmax(1)
     print(
@@ -127,16 +147,10 @@ def test_int8_keeps_accuracy_of_trained_cifar_model(
     assert (got == expected).mean() >= 0.85
 
 
-def test_int8_uint8_io_takes_raw_pixels(trained_cifar_ghostnet, cifar_test, cifar_calibration):
+def test_int8_uint8_io_takes_raw_pixels(trained_cifar_ghostnet, cifar_test, cifar_int8):
     model, _, float_accuracy = trained_cifar_ghostnet
     x_test, y_test = cifar_test
-    flatbuffer = convert.convert_model(
-        model,
-        quantize="int8",
-        io="uint8",
-        representative_images=iter(cifar_calibration),
-        num_calibration=100,
-    )
+    flatbuffer = cifar_int8["uint8"]
     _assert_mobile_ready(flatbuffer, "uint8", integer_only=True)
     classifier = evaluate.TFLiteClassifier(flatbuffer)
     assert classifier.input["quantization"] == (1.0, 0)
@@ -176,6 +190,26 @@ def test_convert_argument_errors():
         convert.convert_model(dynamic)
 
 
+def test_variants_are_the_files_of_convert_model():
+    """One export for several settings changes nothing in the files."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    settings = [
+        dict(),
+        dict(quantize="dynamic"),
+        dict(io="uint8"),  # a float model with a raw uint8 input: its own export
+        dict(quantize="int8", io="int8", representative_images=images),
+    ]
+    files = convert.convert_variants(model, settings)
+    assert files == [convert.convert_model(model, **kwargs) for kwargs in settings]
+    assert len(set(files)) == len(files)
+    with pytest.raises(ValueError, match=r"Received: quantize='int4'"):
+        convert.convert_variants(model, [dict(), dict(quantize="int4")])
+
+
 def test_select_tf_ops_are_named():
     # A model whose op has no TFLite builtin kernel: conversion must fail and name it.
     class Bitcount(keras.layers.Layer):
@@ -207,12 +241,20 @@ def test_int8_grouped_convs_small_g_ghost_regnetx(imagenette_dir):
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.7
 
 
-# Registry-wide conversion: float32 and int8 at small inputs. The big graphs take 1-4 min
-# each on a busy 2-core machine, so all run with `-m slow` only (C-GhostNet-0.5 and grouped
-# convs are converted above by default).
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ghostnet_keras.list_models())
-def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
+# Registry-wide conversion: float32 and int8 at small inputs (32 px for the CIFAR models, 64
+# for the others). The conversion time grows with the graph, not the input: the big graphs
+# take about a minute each on a busy 2-core machine, so all run with `-m slow` only
+# (C-GhostNet-0.5 and grouped convs are converted above by default). Both files come from one
+# SavedModel export (convert_variants); Ghost-ResNet-50-s2's are kept for the float64 test.
+_REUSED = ("ghost_resnet50_s2",)
+_REGISTRY = {}
+
+
+def _registry_conversion(name, imagenette_dir):
+    """``(model, images, keras outputs, float32 file, int8 uint8-io file)`` of a registry
+    model with random weights and BatchNormalization statistics of 10 real images."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
     size = 32 if ("cifar" in name or name.endswith(("56", "56_nomix"))) else 64
     keras.utils.set_random_seed(0)
     model = ghostnet_keras.create_model(
@@ -220,9 +262,22 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
     )
     _data_initialised(model, load_image_folder(imagenette_dir / "train", 1, size=size)[0])
     images, _ = load_image_folder(imagenette_dir / "val", 1, size=size)
-    flatbuffer = convert.convert_model(model)
-    _assert_mobile_ready(flatbuffer)
+    flatbuffer, quantized = convert.convert_variants(
+        model,
+        [dict(), dict(quantize="int8", io="uint8", representative_images=images)],
+    )
     expected = model.predict(images, verbose=0)
+    result = model, images, expected, flatbuffer, quantized
+    if name in _REUSED:  # the others would hold every model's weights in memory
+        _REGISTRY[name] = result
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ghostnet_keras.list_models())
+def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
+    model, images, expected, flatbuffer, quantized = _registry_conversion(name, imagenette_dir)
+    _assert_mobile_ready(flatbuffer)
     # Relative to the logits' scale: BN statistics of only 10 images make some deep random
     # networks ill-conditioned (Ghost-ResNet-50-s2: 2.7e-3 on logits of magnitude 18, as far
     # from Keras in float64 as Keras in float32 is: see the float64 test at the end).
@@ -231,9 +286,6 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
         expected,
         atol=REGISTRY_FLOAT32_RTOL * max(1, np.abs(expected).max()),
         rtol=0,
-    )
-    quantized = convert.convert_model(
-        model, quantize="int8", io="uint8", representative_images=images
     )
     _assert_mobile_ready(quantized, "uint8", integer_only=True)
     # Random weights, so no accuracy: the int8 logits must follow the float ones (a random
@@ -245,13 +297,14 @@ def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir)
 # Command lines.
 
 
-def _run(module, *args):
+def _run(module, *args, **kwargs):
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=600,
+        **kwargs,
     )
 
 
@@ -260,6 +313,9 @@ def test_convert_and_evaluate_command_lines(trained_cifar_ghostnet, cifar10_dir,
     data = make_subset(cifar10_dir, tmp_path / "cifar", 10)  # train/ and test/, 100 images each
     output = tmp_path / "out" / "cifar_int8.tflite"
     output.parent.mkdir()
+    # It replaces a file others may read: the new one gets the umask's permissions, not 0600.
+    output.write_bytes(b"an older model")
+    output.chmod(0o644)
     result = _run(
         "tflite.convert",
         f"--model={path}",
@@ -269,8 +325,10 @@ def test_convert_and_evaluate_command_lines(trained_cifar_ghostnet, cifar10_dir,
         "--num_calibration=100",
         "--check_images=100",
         f"--output={output}",
+        preexec_fn=lambda: os.umask(0o022),
     )
     assert result.returncode == 0, result.stderr
+    assert output.stat().st_mode & 0o777 == 0o644
     assert "Calibrating on 100 images" in result.stdout
     assert "Check against Keras on 100 images" in result.stdout
     assert sorted(p.name for p in output.parent.iterdir()) == ["cifar_int8.tflite"]
@@ -292,7 +350,8 @@ def test_convert_and_evaluate_command_lines(trained_cifar_ghostnet, cifar10_dir,
 
 
 def _bad_inputs(tmp_path):
-    """(arguments, what the error line must contain) for bad command lines."""
+    """(python arguments, what the error line must contain, extra environment, text the
+    output must not contain) for bad command lines."""
     empty = tmp_path / "empty"
     empty.mkdir()
     junk = tmp_path / "junk" / "cat"
@@ -302,18 +361,34 @@ def _bad_inputs(tmp_path):
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"\x00" * 64 + b"not a flatbuffer")
     small = tmp_path / "small.keras"
-    keras.Sequential(
+    small_model = keras.Sequential(
         [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
-    ).save(small)
+    )
+    small_model.save(small)
+    small_tflite = tmp_path / "small.tflite"
+    small_tflite.write_bytes(convert.convert_model(small_model))
+    folder = tmp_path / "folder.tflite"
+    folder.mkdir()
     out = f"--output={tmp_path / 'x.tflite'}"
+    # No network: ImageNet weights come from a folder that does not exist, into an empty cache.
+    offline = {
+        "GHOSTNET_KERAS_WEIGHTS_ORIGIN": (tmp_path / "no_server").as_uri(),
+        "KERAS_HOME": str(tmp_path / "keras_home"),
+    }
+    # The tflite extra missing: LiteRT cannot be imported.
+    no_litert = (
+        "import sys; sys.modules['ai_edge_litert'] = None; from tflite.evaluate import main; "
+        f"sys.exit(main(['--tflite={small_tflite}', '--data=folder:{junk.parent}']))"
+    )
     return [
-        (("tflite.convert", "--model=ghostnet_10", out), "Received: name='ghostnet_10'"),
+        (("-m", "tflite.convert", "--model=ghostnet_10", out), "Received: name='ghostnet_10'"),
         (
-            ("tflite.convert", "--model=ghostnet_050", "--quantize=int4", out),
+            ("-m", "tflite.convert", "--model=ghostnet_050", "--quantize=int4", out),
             "Received: quantize='int4'",
         ),
         (
             (
+                "-m",
                 "tflite.convert",
                 "--model=ghostnet_050",
                 "--quantize=int8",
@@ -324,6 +399,7 @@ def _bad_inputs(tmp_path):
         ),
         (
             (
+                "-m",
                 "tflite.convert",
                 f"--model={small}",
                 "--quantize=int8",
@@ -334,6 +410,7 @@ def _bad_inputs(tmp_path):
         ),
         (
             (
+                "-m",
                 "tflite.convert",
                 f"--model={small}",
                 "--quantize=int8",
@@ -343,37 +420,100 @@ def _bad_inputs(tmp_path):
             "None of the image files could be decoded",
         ),
         (
-            ("tflite.convert", f"--model={small}", "--image_size=64", out),
+            ("-m", "tflite.convert", f"--model={small}", "--image_size=64", out),
             "Received: image_size=64",
         ),
         (
-            ("tflite.evaluate", f"--tflite={fake}", f"--data=folder:{junk.parent}"),
+            ("-m", "tflite.evaluate", f"--tflite={fake}", f"--data=folder:{junk.parent}"),
             "not a TFLite model",
         ),
+        # The output path is checked before the model is even built, not after converting.
+        (
+            ("-m", "tflite.convert", "--model=ghostnet_050", f"--output={folder}"),
+            f"Received: output='{folder}'",
+            None,
+            "Model ghostnet_050",
+        ),
+        (
+            (
+                "-m",
+                "tflite.convert",
+                "--model=ghostnet_050",
+                f"--output={empty / 'no' / 'x.tflite'}",
+            ),
+            "The output folder",
+            None,
+            "Model ghostnet_050",
+        ),
+        (
+            (
+                "-m",
+                "tflite.evaluate",
+                f"--tflite={small_tflite}",
+                f"--data=folder:{junk.parent}",
+                "--batch_size=0",
+            ),
+            "Received: batch_size=0",
+        ),
+        (
+            (
+                "-m",
+                "tflite.evaluate",
+                f"--tflite={small_tflite}",
+                f"--data=folder:{junk.parent}",
+                "--num_threads=0",
+            ),
+            "Received: num_threads=0",
+        ),
+        (
+            ("-m", "tflite.convert", "--model=ghostnet_100", "--weights=imagenet", out),
+            "ghostnet_1x.pth",
+            offline,
+        ),
+        (
+            (
+                "-m",
+                "tflite.evaluate",
+                f"--tflite={small_tflite}",
+                f"--data=folder:{junk.parent}",
+                "--keras_model=ghostnet_100",
+                "--weights=imagenet",
+            ),
+            "ghostnet_1x.pth",
+            offline,
+        ),
+        (("-c", no_litert), 'pip install "ghostnet-keras[tflite]"'),
     ]
 
 
 def test_bad_input_is_one_line_and_non_zero_exit(tmp_path):
-    cases = _bad_inputs(tmp_path)
-    # Start them all, then wait: each one spends most of its time importing TensorFlow.
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", *args],
+    import concurrent.futures
+
+    cases = [(*case, None, None)[:4] for case in _bad_inputs(tmp_path)]
+
+    def run(case):
+        args, _, env, _ = case
+        return subprocess.run(
+            [sys.executable, *args],
             cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
+            env={**os.environ, **(env or {})},
+            timeout=600,
         )
-        for args, _ in cases
-    ]
-    for (args, expected), process in zip(cases, processes, strict=True):
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode != 0, args
-        assert "Traceback" not in stderr, (args, stderr)
-        last = stderr.strip().splitlines()[-1]
+
+    # Four at a time: each one spends most of its time (and memory) importing TensorFlow.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, cases))
+    for (args, expected, _, unexpected), result in zip(cases, results, strict=True):
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("error: "), (args, last)
         assert expected in last, (args, last)
         assert "\n" not in last
+        if unexpected:
+            assert unexpected not in result.stdout, (args, result.stdout)
 
 
 def test_command_line_argument_checks():
@@ -397,13 +537,12 @@ def test_command_line_argument_checks():
 @pytest.mark.slow
 def test_ghost_resnet50_float32_difference_is_float32_rounding(imagenette_dir):
     """The largest registry float32 difference is rounding: Keras in float64 as the referee."""
-    keras.utils.set_random_seed(0)
+    # The model, images and float32 file of the registry test (converted there, or here).
+    model, images, keras32, flatbuffer, _ = _registry_conversion(
+        "ghost_resnet50_s2", imagenette_dir
+    )
     kwargs = dict(input_shape=(64, 64, 3), classes=10, classifier_activation=None)
-    model = ghostnet_keras.create_model("ghost_resnet50_s2", **kwargs)
-    _data_initialised(model, load_image_folder(imagenette_dir / "train", 1, size=64)[0])
-    images, _ = load_image_folder(imagenette_dir / "val", 1, size=64)
-    keras32 = model.predict(images, verbose=0)
-    tflite32 = _predict(convert.convert_model(model), images)
+    tflite32 = _predict(flatbuffer, images)
     try:
         keras.config.set_dtype_policy("float64")
         exact = ghostnet_keras.create_model("ghost_resnet50_s2", **kwargs)
@@ -415,3 +554,33 @@ def test_ghost_resnet50_float32_difference_is_float32_rounding(imagenette_dir):
     tflite_error = np.abs(tflite32 - exact).max()  # measured 2.1e-3
     assert keras_error > 1e-4  # the network really is ill-conditioned at float32
     assert tflite_error < 3 * keras_error
+
+
+def _tflite_imports(path):
+    """The `tflite.*` modules a source file imports, at any level (functions included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("tflite.")}
+        elif isinstance(node, ast.ImportFrom) and node.module == "tflite":
+            found |= {f"tflite.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tflite."):
+            found.add(node.module)
+    return found
+
+
+def test_tflite_modules_import_no_circle():
+    """No tflite module imports itself through others (convert and evaluate did)."""
+    graph = {
+        f"tflite.{path.stem}": _tflite_imports(path) for path in (ROOT / "tflite").glob("*.py")
+    }
+
+    def visit(module, path):
+        assert module not in path, " -> ".join([*path, module])
+        for child in sorted(graph.get(module, ())):
+            visit(child, [*path, module])
+
+    for module in graph:
+        visit(module, [])

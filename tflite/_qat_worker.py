@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from tflite import flatbuffer as fb  # noqa: E402
+
 L = tf_keras.layers
 
 
@@ -497,32 +499,13 @@ def convert(model, io):
         converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
         converter.inference_output_type = tf.uint8 if io == "uint8" else tf.int8
     flatbuffer = converter.convert()
-    float_ops = _float_ops(flatbuffer)
+    float_ops = fb.float_ops(flatbuffer)
     if float_ops:
         raise RuntimeError(
             "The QAT model did not convert to full-integer int8: these ops compute in float: "
             f"{', '.join(sorted(set(float_ops)))}. Received: float ops={len(float_ops)}"
         )
     return flatbuffer
-
-
-def _float_ops(flatbuffer):
-    """The ops of ``flatbuffer`` with a float32 input or output, other than the QUANTIZE of
-    a float model input and the DEQUANTIZE of a float model output."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=flatbuffer)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ends = {d["index"] for d in interpreter.get_input_details()}
-    ends |= {d["index"] for d in interpreter.get_output_details()}
-    found = []
-    for op in interpreter._get_ops_details():
-        indices = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]
-        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE") and ends & set(indices):
-            continue
-        if any(tensors[i]["dtype"] == np.float32 for i in indices):
-            found.append(f"{op['op_name']}")
-    return found
 
 
 # ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Each argument is a `.tflite` file or a registry model name. Registry models (and
 0-255 RGB input with the normalisation in the graph) are converted here the same way:
 ``tflite.optimize.export_graph`` (an equivalent graph that converts to fewer, fused ops),
 ``tflite.convert.convert_model`` with the same quantization and the same real calibration
-images, then ``tflite.optimize.finish_flatbuffer`` (float softmax for int8, float depthwise
+images, then ``tflite.flatbuffer.finish_flatbuffer`` (float softmax for int8, float depthwise
 kernels for dynamic range). ``--nooptimize`` skips both kinds of rewrites.
 
 Timing: one LiteRT ``Interpreter`` per model (``num_threads`` threads, XNNPACK, its default
@@ -24,21 +24,20 @@ Profiles: ``--profile`` times the model's prefixes cut after every ADD (one resi
 per segment, fused as in the whole graph); ``--op_profile`` times every op alone as a model
 of its own (``single_op_models``) and totals the time per op type.
 
-Delegation: the interpreter lists the model's nodes and, after them, one ``DELEGATE`` node
-per partition that XNNPACK took; each partition is the set of nodes between the partition's
-inputs and outputs, found by walking back from its outputs. Nodes in no partition run on
-the reference CPU kernels. ``delegation()`` reports both counts and the ops left out.
+Delegation, timing and the profiles are :mod:`tflite.latency`; the flatbuffer reading and
+rewrites are :mod:`tflite.flatbuffer`. This module adds the peers, the conversion they all
+share, the table and the command line.
 """
 
 import collections
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tflite import flatbuffer as fb
+from tflite import latency
 
 PEERS = ("mobilenet_v2_100", "mobilenet_v3_large_075", "mobilenet_v3_large_100")
 # ImageNet top-1 (%) as published: the GhostNet paper (Table 8) and the keras.applications
@@ -52,7 +51,6 @@ PUBLISHED_TOP1 = {
     "mobilenet_v3_large_100": 75.2,
 }
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-TFLITE_MAGIC = b"TFL3"
 
 
 def peer_model(name, input_shape=(224, 224, 3)):
@@ -138,259 +136,6 @@ def cpu_description(cpuinfo="/proc/cpuinfo", machine=None):
     return f"{name} ({machine}): NEON" + ("".join(f", {a}" for a in arm))
 
 
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return schema, flatbuffer_utils, names
-
-
-def check_tflite(content, source="model"):
-    """Raises a ``ValueError`` unless ``content`` looks like a TFLite flatbuffer."""
-    if len(content) < 8 or content[4:8] != TFLITE_MAGIC:
-        raise ValueError(
-            f"Not a TFLite model (no 'TFL3' flatbuffer identifier). Received: model={source!r}"
-        )
-
-
-def op_census(flatbuffer):
-    """Counts the ops of a `.tflite` model by name, read from the flatbuffer itself.
-
-    Returns:
-        A ``collections.Counter`` such as ``{"CONV_2D": 53, "DEPTHWISE_CONV_2D": 41, ...}``
-        over every subgraph (custom ops count under their custom name).
-    """
-    check_tflite(bytes(flatbuffer[:8]))
-    schema, flatbuffer_utils, names = _schema()
-    model = schema.Model.GetRootAs(bytes(flatbuffer), 0)
-    codes = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        custom = code.CustomCode()
-        codes.append(custom.decode() if custom else names.get(builtin, str(builtin)))
-    census = collections.Counter()
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for i in range(graph.OperatorsLength()):
-            census[codes[graph.Operators(i).OpcodeIndex()]] += 1
-    return census
-
-
-def _interpreter(flatbuffer, num_threads=1):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def delegation(flatbuffer, num_threads=1, interpreter=None):
-    """How many ops of the model the XNNPACK delegate runs.
-
-    Returns:
-        A dict: ``delegated`` and ``total`` (op counts), ``partitions`` (delegate kernels)
-        and ``not_delegated`` (a ``Counter`` of the ops left to the reference kernels).
-    """
-    interpreter = interpreter or _interpreter(flatbuffer, num_threads)
-    nodes = interpreter._get_ops_details()
-    model_ops = [n for n in nodes if n["op_name"] != "DELEGATE"]
-    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
-    producer = {int(t): n["index"] for n in model_ops for t in n["outputs"]}
-    by_index = {n["index"]: n for n in nodes}
-    covered = set()
-    for delegate in delegates:
-        boundary = {int(t) for t in delegate["inputs"]}
-        stack, seen = [int(t) for t in delegate["outputs"]], set()
-        while stack:
-            tensor = stack.pop()
-            if tensor in boundary or tensor in seen or tensor not in producer:
-                continue
-            seen.add(tensor)
-            covered.add(producer[tensor])
-            stack.extend(int(t) for t in by_index[producer[tensor]]["inputs"] if t >= 0)
-    left = collections.Counter(n["op_name"] for n in model_ops if n["index"] not in covered)
-    return {
-        "delegated": len(covered),
-        "total": len(model_ops),
-        "partitions": len(delegates),
-        "not_delegated": left,
-    }
-
-
-def _single_subgraph(flatbuffer, pieces):
-    """``(flatbuffer_utils, op names, model object)`` of a one-subgraph `.tflite` model."""
-    check_tflite(bytes(flatbuffer[:8]))
-    _, flatbuffer_utils, names = _schema()
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    if len(model.subgraphs) != 1:
-        raise ValueError(
-            f"Only single-subgraph models can be cut into {pieces}. "
-            f"Received: {len(model.subgraphs)} subgraphs"
-        )
-    return flatbuffer_utils, names, model
-
-
-def truncated_models(flatbuffer, cut_ops=("ADD",)):
-    """Prefixes of a single-subgraph `.tflite` model, cut after every op named in ``cut_ops``.
-
-    Returns a list of ``(op_index, ops_in_segment, flatbuffer)``: the model keeps its
-    operators ``0..op_index`` (they are stored in execution order) and outputs the first
-    output of the last one; the last entry is the whole model. Timing the prefixes side by
-    side gives the cost of each segment (for a residual network, cut at ADD: one block per
-    segment) while XNNPACK still fuses and plans each prefix as it would the whole graph.
-    """
-    flatbuffer_utils, names, model = _single_subgraph(flatbuffer, "segments")
-    ops = [
-        names.get(
-            flatbuffer_utils.get_builtin_code_from_operator_code(
-                model.operatorCodes[op.opcodeIndex]
-            ),
-            "CUSTOM",
-        )
-        for op in model.subgraphs[0].operators
-    ]
-    cuts = [i for i, name in enumerate(ops[:-1]) if name in cut_ops] + [len(ops) - 1]
-    result, start = [], 0
-    for cut in cuts:
-        prefix = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-        graph = prefix.subgraphs[0]
-        graph.operators = graph.operators[: cut + 1]
-        graph.outputs = [graph.operators[-1].outputs[0]]
-        segment = collections.Counter(ops[start : cut + 1])
-        result.append((cut, segment, bytes(flatbuffer_utils.convert_object_to_bytearray(prefix))))
-        start = cut + 1
-    return result
-
-
-def profile_segments(flatbuffer, *, runs=100, num_threads=1, cut_ops=("ADD",)):
-    """Per-segment latency (ms, 10th percentile of interleaved runs) of a `.tflite` model.
-
-    Returns a list of dicts ``end_op``, ``ops`` (a Counter of the segment's ops),
-    ``cumulative_ms`` and ``segment_ms`` (difference of consecutive prefixes; noisy at the
-    0.01 ms level, and a segment whose output is a PAD also pays the unfused PAD).
-    """
-    parts = truncated_models(flatbuffer, cut_ops)
-    times = measure_latency(
-        {i: blob for i, (_, _, blob) in enumerate(parts)}, runs=runs, num_threads=num_threads
-    )
-    rows, previous = [], 0.0
-    for i, (cut, segment, _) in enumerate(parts):
-        cumulative = float(np.percentile(times[i], 10))
-        rows.append(
-            {
-                "end_op": cut,
-                "ops": segment,
-                "cumulative_ms": cumulative,
-                "segment_ms": cumulative - previous,
-            }
-        )
-        previous = cumulative
-    return rows
-
-
-def single_op_models(flatbuffer):
-    """Every op of a single-subgraph `.tflite` model as a model of its own.
-
-    Returns a list of ``(op_name, output_shape, flatbuffer)`` in execution order. Each model
-    takes the op's computed inputs as its inputs (with their types and quantization) and
-    keeps only the constant buffers that op reads.
-    """
-    flatbuffer_utils, names, model = _single_subgraph(flatbuffer, "ops")
-    graph = model.subgraphs[0]
-    data = [buffer.data for buffer in model.buffers]
-    constant = {i for i, t in enumerate(graph.tensors) if t.buffer and data[t.buffer] is not None}
-    result = []
-    for op in list(graph.operators):
-        code = flatbuffer_utils.get_builtin_code_from_operator_code(
-            model.operatorCodes[op.opcodeIndex]
-        )
-        used = {graph.tensors[t].buffer for t in op.inputs if t >= 0}
-        for i, buffer in enumerate(model.buffers):
-            buffer.data = data[i] if i in used else None
-        graph.operators = [op]
-        graph.inputs = [t for t in op.inputs if t >= 0 and t not in constant]
-        graph.outputs = list(op.outputs)
-        shape = tuple(int(d) for d in graph.tensors[op.outputs[0]].shape)
-        blob = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-        result.append((names.get(code, "CUSTOM"), shape, blob))
-    return result
-
-
-def op_profile(flatbuffer, *, runs=200, num_threads=1):
-    """Op-level profile: each op timed alone, warm (its weights and input in cache).
-
-    Returns a list of dicts ``index``, ``op``, ``shape`` (of the output) and ``ms`` (the
-    best of 5 averages over ``runs`` consecutive invocations). Their sum is close to the
-    warm latency of the whole model but not equal: alone, an op cannot be fused with its
-    neighbour (XNNPACK folds a PAD into the next convolution, so a PAD alone costs a copy
-    that the whole graph does not pay) and its data is always in cache.
-    """
-    rng = np.random.default_rng(0)
-    rows = []
-    for index, (op, shape, blob) in enumerate(single_op_models(flatbuffer)):
-        interpreter = _interpreter(blob, num_threads)
-        for detail in interpreter.get_input_details():
-            interpreter.set_tensor(detail["index"], _random_input(detail, rng))
-        for _ in range(10):
-            interpreter.invoke()
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(runs):
-                interpreter.invoke()
-            best = min(best, (time.perf_counter() - start) / runs * 1e3)
-        rows.append({"index": index, "op": op, "shape": shape, "ms": best})
-    return rows
-
-
-def _random_input(detail, rng):
-    dtype = detail["dtype"]
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max, detail["shape"], endpoint=True).astype(dtype)
-    return rng.uniform(0.0, 255.0, detail["shape"]).astype(dtype)
-
-
-def measure_latency(flatbuffers, *, runs=100, warmup=10, num_threads=1, progress=None):
-    """Interleaved latency of several models.
-
-    Args:
-        flatbuffers: a dict ``name -> .tflite bytes``.
-        runs: rounds; in each, every model is invoked once, in turn.
-        warmup: invocations of each model before timing.
-        num_threads: interpreter threads.
-        progress: optional ``callable(str)`` for progress lines.
-
-    Returns:
-        A dict ``name -> list of per-invocation milliseconds`` (``runs`` each).
-    """
-    if not isinstance(runs, int) or runs < 1:
-        raise ValueError(f"`runs` must be a positive integer. Received: runs={runs!r}")
-    if not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"`warmup` must be an integer >= 0. Received: warmup={warmup!r}")
-    rng = np.random.default_rng(0)
-    interpreters = {}
-    for name, flatbuffer in flatbuffers.items():
-        interpreter = _interpreter(flatbuffer, num_threads)
-        for detail in interpreter.get_input_details():
-            interpreter.set_tensor(detail["index"], _random_input(detail, rng))
-        for _ in range(warmup):
-            interpreter.invoke()
-        interpreters[name] = interpreter
-    times = {name: [] for name in interpreters}
-    clock = time.perf_counter
-    for round_index in range(runs):
-        for name, interpreter in interpreters.items():
-            start = clock()
-            interpreter.invoke()
-            times[name].append((clock() - start) * 1e3)
-        if progress and (round_index + 1) % max(1, runs // 5) == 0:
-            progress(f"  round {round_index + 1}/{runs}")
-    return times
-
-
 def _calibration_images(spec, count, size):
     from ghostnet_keras.data import image_source
 
@@ -411,8 +156,9 @@ def convert_for_benchmark(
     """Converts a Keras model as the benchmark does: export graph, converter, flatbuffer rewrites.
 
     ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
-    rewrites (default: ``tflite.optimize.DEFAULT_REWRITES``); ``float_softmax=False`` skips
-    the flatbuffer rewrite of a quantized final softmax (``float_depthwise`` still applies).
+    rewrites (default: ``tflite.optimize.DEFAULT_REWRITES``; names and rewrite functions, see
+    ``export_graph``); ``float_softmax=False`` skips the flatbuffer rewrite of a quantized
+    final softmax (``float_depthwise`` still applies).
     """
     from tflite import convert
     from tflite import optimize as opt
@@ -430,7 +176,7 @@ def convert_for_benchmark(
     )
     if not optimize:
         return flatbuffer
-    return opt.finish_flatbuffer(flatbuffer) if float_softmax else opt.float_depthwise(flatbuffer)
+    return fb.finish_flatbuffer(flatbuffer) if float_softmax else fb.float_depthwise(flatbuffer)
 
 
 def _keras_model(name):
@@ -455,8 +201,8 @@ def _row(name, quantize, flatbuffer, model=None, interpreter=None):
 
         info = ghostnet_keras.profile(model)
         row["params"], row["macs"] = info["params"], info["macs"]
-    row["delegation"] = delegation(flatbuffer)
-    row["census"] = op_census(flatbuffer)
+    row["delegation"] = latency.delegation(flatbuffer)
+    row["census"] = fb.op_census(flatbuffer)
     row["flatbuffer_for_profile"] = flatbuffer
     return row
 
@@ -511,7 +257,7 @@ def run_benchmark(
         io: the input type of the converted models (``convert_model``'s ``io``).
         calibration_data: ``folder:PATH`` or a TFDS name, for ``int8``.
         num_calibration: calibration images.
-        runs, warmup, num_threads: see :func:`measure_latency`.
+        runs, warmup, num_threads: see :func:`tflite.latency.measure_latency`.
         optimize: apply ``export_graph`` and ``finish_flatbuffer``.
         save_dir: if given, write the converted models there as ``NAME_QUANTIZE.tflite``
             (to run them on a phone with ``benchmark_model``).
@@ -531,17 +277,21 @@ def run_benchmark(
     names = list(models)
     if not names and not peers:
         raise ValueError("Nothing to benchmark: give models or peers=True. Received: models=[]")
-    files = [m for m in names if m.endswith(".tflite") or os.path.isfile(m)]
-    keras_names = [m for m in names if m not in files]
+    paths = [m for m in names if m.endswith(".tflite") or os.path.isfile(m)]
+    keras_names = [m for m in names if m not in paths]
     contents = {}
-    for path in files:
+    for path in paths:
         if not os.path.isfile(path):
             raise ValueError(f"The model file does not exist. Received: model={path!r}")
         with open(path, "rb") as f:
             contents[path] = f.read()
-        check_tflite(contents[path], path)
+        # Up front, naming the file: not a flatbuffer, truncated or damaged.
+        latency.load_interpreter(contents[path], num_threads, source=path)
     if keras_names or peers:
         import ghostnet_keras
+        from ghostnet_keras import extras
+
+        extras.require("tensorflow", "tflite", "converting Keras models to TFLite")
 
         known = set(ghostnet_keras.list_models())
         for name in keras_names:
@@ -576,16 +326,17 @@ def run_benchmark(
             )
             rows.append(_row(name, q, flatbuffer, model))
             if save_dir:
+                from ghostnet_keras import files
+
                 os.makedirs(save_dir, exist_ok=True)
                 path = os.path.join(save_dir, f"{name}_{q}.tflite")
-                with open(path, "wb") as f:
-                    f.write(flatbuffer)
+                files.write_bytes(path, flatbuffer)
                 progress(f"  wrote {path}")
-    for path in files:
+    for path in paths:
         rows.append(_row(os.path.basename(path), "(file)", contents[path]))
 
     progress(f"Timing {len(rows)} models: {runs} interleaved rounds, {num_threads} thread(s)")
-    times = measure_latency(
+    times = latency.measure_latency(
         {i: row["flatbuffer"] for i, row in enumerate(rows)},
         runs=runs,
         warmup=warmup,
@@ -626,36 +377,36 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.runs < 1 or args.threads < 1 or args.warmup < 0 or args.num_calibration < 1:
-            raise ValueError(
-                "--runs, --threads and --num_calibration must be >= 1 and --warmup >= 0. "
-                f"Received: runs={args.runs}, threads={args.threads}, warmup={args.warmup}, "
-                f"num_calibration={args.num_calibration}"
-            )
-        rows = run_benchmark(
-            args.models,
-            peers=args.peers,
-            quantize=[q.strip() for q in args.quantize.split(",") if q.strip()],
-            io=args.io,
-            calibration_data=args.calibration_data,
-            num_calibration=args.num_calibration,
-            runs=args.runs,
-            warmup=args.warmup,
-            num_threads=args.threads,
-            optimize=args.optimize,
-            save_dir=args.save_dir,
+def _validate_args(args):
+    if args.runs < 1 or args.threads < 1 or args.warmup < 0 or args.num_calibration < 1:
+        raise ValueError(
+            "--runs, --threads and --num_calibration must be >= 1 and --warmup >= 0. "
+            f"Received: runs={args.runs}, threads={args.threads}, warmup={args.warmup}, "
+            f"num_calibration={args.num_calibration}"
         )
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+
+def run(args, argv=None):
+    """The command line's work, on parsed arguments; returns the table rows."""
+    _validate_args(args)
+    rows = run_benchmark(
+        args.models,
+        peers=args.peers,
+        quantize=[q.strip() for q in args.quantize.split(",") if q.strip()],
+        io=args.io,
+        calibration_data=args.calibration_data,
+        num_calibration=args.num_calibration,
+        runs=args.runs,
+        warmup=args.warmup,
+        num_threads=args.threads,
+        optimize=args.optimize,
+        save_dir=args.save_dir,
+    )
     table = format_table(rows)
     if args.profile:
         for row in rows:
             print(f"Segments of {row['model']} ({row['quantize']}), cut after each ADD:")
-            for seg in profile_segments(row["flatbuffer_for_profile"], runs=args.runs):
+            for seg in latency.profile_segments(row["flatbuffer_for_profile"], runs=args.runs):
                 ops = ", ".join(f"{k} {v}" for k, v in seg["ops"].items())
                 print(
                     f"  ops ..{seg['end_op']:3d}  {seg['cumulative_ms']:7.3f} ms cumulative  "
@@ -663,7 +414,7 @@ def main(argv=None):
                 )
     if args.op_profile:
         for row in rows:
-            ops = op_profile(row["flatbuffer_for_profile"], runs=args.runs)
+            ops = latency.op_profile(row["flatbuffer_for_profile"], runs=args.runs)
             totals = collections.defaultdict(lambda: [0, 0.0])
             for op in ops:
                 totals[op["op"]][0] += 1
@@ -683,9 +434,25 @@ def main(argv=None):
     print(table)
     if args.output:
         command = "python -m tflite.benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
-        with open(args.output, "w") as f:
-            f.write(f"```\n{command}\n```\n\n{cpu}\n\n{table}\n")
-    return 0
+        from ghostnet_keras import files
+
+        files.write_bytes(args.output, f"```\n{command}\n```\n\n{cpu}\n\n{table}\n".encode())
+    return rows
+
+
+def main(argv=None):
+    from tflite._cli import run_cli
+
+    # Timing .tflite files needs LiteRT only; converting Keras models also needs TensorFlow
+    # (run_benchmark asks for it then).
+    required = (("ai_edge_litert", "the LiteRT interpreter"),)
+    return run_cli(
+        _parse_args,
+        lambda args: run(args, argv),
+        argv,
+        required=required,
+        validate=_validate_args,
+    )
 
 
 if __name__ == "__main__":

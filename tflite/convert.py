@@ -24,6 +24,11 @@ import tempfile
 
 import numpy as np
 
+from tflite import flatbuffer as fb
+from tflite.models import load_model, model_image_shape
+
+__all__ = ["convert_model", "convert_variants", "iterate_images", "load_model", "model_image_shape"]
+
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
 IO_CHOICES = ("float", "uint8", "int8")
 
@@ -34,84 +39,12 @@ def _tf():
     return tf
 
 
-def load_model(name_or_path, *, weights=None, **kwargs):
-    """Returns a Keras model from a registry name or a saved ``.keras`` file.
-
-    Args:
-        name_or_path: a name of ``ghostnet_keras.list_models()`` or the path of a
-            ``.keras`` file.
-        weights: for a registry name, passed to the builder (``None``, ``"imagenet"`` or a
-            weights file); for a ``.keras`` file, an optional ``.weights.h5`` file to load.
-        **kwargs: more builder arguments for a registry name, e.g. ``classes=10`` or
-            ``input_shape=(224, 224, 3)``.
-    """
-    import keras
-
-    import ghostnet_keras
-
-    name = os.fspath(name_or_path)
-    if name.endswith(".keras") or os.path.sep in name or os.path.isfile(name):
-        if not os.path.isfile(name):
-            raise ValueError(f"The model file does not exist. Received: model={name!r}")
-        if kwargs:
-            raise ValueError(
-                "Builder arguments only apply to a registry name, not to a saved model. "
-                f"Received: {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}"
-            )
-        try:
-            model = keras.saving.load_model(name)
-        except Exception as err:  # Keras raises many types for a file that is not a model.
-            raise ValueError(
-                f"Could not load a Keras model from the file ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''}). Received: model={name!r}"
-            ) from err
-        if weights is not None:
-            if not os.path.isfile(weights):
-                raise ValueError(
-                    f"The `weights` file does not exist. Received: weights={weights!r}"
-                )
-            model.load_weights(weights)
-        return model
-    return ghostnet_keras.create_model(name, weights=weights, **kwargs)
-
-
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(
             f"`{name}` must be one of {', '.join(repr(c) for c in choices)}. "
             f"Received: {name}={value!r}"
         )
-
-
-def model_image_shape(model, image_size=None):
-    """The ``(height, width, channels)`` the converted model takes.
-
-    ``image_size`` (an int or a ``(height, width)`` pair) is only needed, and only allowed to
-    differ from the model, when the model was built with an unknown spatial size.
-    """
-    shape = tuple(model.input_shape)
-    if isinstance(model.input_shape, list) or len(shape) != 4:
-        raise ValueError(
-            "Only models with one image input (batch, height, width, channels) convert. "
-            f"Received: model.input_shape={model.input_shape}"
-        )
-    height, width, channels = shape[1:]
-    if image_size is not None:
-        size = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
-        if (height is not None and height != size[0]) or (width is not None and width != size[1]):
-            raise ValueError(
-                f"`image_size` disagrees with the model's input size {height}x{width}. "
-                f"Received: image_size={image_size}"
-            )
-        height, width = int(size[0]), int(size[1])
-    if height is None or width is None:
-        raise ValueError(
-            "The model has no fixed input size: mobile exports need one. Pass `image_size` or "
-            f"build the model with `input_shape`. Received: model.input_shape={shape}"
-        )
-    if channels is None:
-        raise ValueError(f"The model's channel count is unknown. Received: input_shape={shape}")
-    return int(height), int(width), int(channels)
 
 
 def iterate_images(images, image_shape, limit):
@@ -156,23 +89,6 @@ def _select_ops_error(err):
     )
 
 
-def list_ops(flatbuffer):
-    """The op names of a `.tflite` model, in execution order (e.g. ``["CONV_2D", ...]``)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(
-        model_content=bytes(flatbuffer),
-        experimental_op_resolver_type=_no_delegate_resolver(),
-    )
-    return [op["op_name"] for op in interpreter._get_ops_details()]
-
-
-def _no_delegate_resolver():
-    from ai_edge_litert.interpreter import OpResolverType
-
-    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-
-
 def convert_model(
     model,
     *,
@@ -208,6 +124,60 @@ def convert_model(
     Returns:
         The `.tflite` flatbuffer as ``bytes``.
     """
+    return convert_variants(
+        model,
+        [
+            dict(
+                quantize=quantize,
+                io=io,
+                representative_images=representative_images,
+                num_calibration=num_calibration,
+            )
+        ],
+        batch_size=batch_size,
+        image_size=image_size,
+    )[0]
+
+
+def convert_variants(model, variants, *, batch_size=1, image_size=None):
+    """:func:`convert_model` for several settings of one model, tracing and saving it once.
+
+    Args:
+        model: as for :func:`convert_model`.
+        variants: a list of dicts of :func:`convert_model` arguments (``quantize``, ``io``,
+            ``representative_images``, ``num_calibration``), one per `.tflite` to make.
+        batch_size, image_size: as for :func:`convert_model`, the same for every variant.
+
+    Returns:
+        A list of flatbuffers (``bytes``), one per variant, in order. Each is the file
+        :func:`convert_model` makes with the same arguments; the variants that take the same
+        input (every one but a float model with ``io="uint8"``) share one SavedModel export.
+    """
+    variants = [_check_variant(**variant) for variant in variants]
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size=}")
+    height, width, channels = model_image_shape(model, image_size)
+    image_shape = (height, width, channels)
+    calibrations = [_calibration(image_shape, **variant) for variant in variants]
+
+    results = [None] * len(variants)
+    by_input = {}
+    for index, variant in enumerate(variants):
+        raw = variant["io"] == "uint8" and variant["quantize"] != "int8"
+        by_input.setdefault(raw, []).append(index)
+    for raw, indices in by_input.items():
+        with tempfile.TemporaryDirectory(prefix="ghostnet_tflite_") as saved:
+            _export(model, [batch_size, *image_shape], raw, saved)
+            for index in indices:
+                variant = variants[index]
+                results[index] = _convert_saved(
+                    saved, variant["quantize"], variant["io"], calibrations[index], batch_size
+                )
+    return results
+
+
+def _check_variant(quantize="none", io="float", representative_images=None, num_calibration=200):
+    """Validates one variant's arguments; returns them as a dict."""
     _check_choice("quantize", quantize, QUANTIZE_CHOICES)
     _check_choice("io", io, IO_CHOICES)
     if io == "int8" and quantize != "int8":
@@ -215,8 +185,6 @@ def convert_model(
             "`io='int8'` needs full-integer quantization (`quantize='int8'`); use 'uint8' "
             f"for a raw image input of a float model. Received: io={io!r}"
         )
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size=}")
     if quantize == "int8":
         if representative_images is None:
             raise ValueError(
@@ -227,32 +195,42 @@ def convert_model(
             raise ValueError(
                 f"`num_calibration` must be a positive integer. Received: {num_calibration=}"
             )
+    return dict(
+        quantize=quantize,
+        io=io,
+        representative_images=representative_images,
+        num_calibration=num_calibration,
+    )
+
+
+def _calibration(image_shape, quantize, io, representative_images, num_calibration):
+    """The calibration images of an int8 variant as one array (None for the others)."""
+    if quantize != "int8":
+        return None
+    calibration = list(iterate_images(representative_images, image_shape, num_calibration))
+    if not calibration:
+        raise ValueError(
+            "`representative_images` yielded no image. Received: representative_images="
+            f"{type(representative_images).__name__}"
+        )
+    calibration = np.stack(calibration)
+    if io != "float" and (calibration.min() < 0.0 or calibration.max() > 255.0):
+        raise ValueError(
+            f"`io={io!r}` takes raw 0-255 pixels, but the calibration images range over "
+            f"[{calibration.min():g}, {calibration.max():g}]. Received: io={io!r}"
+        )
+    return calibration
+
+
+def _export(model, spec_shape, raw, directory):
+    """Writes ``model`` as a SavedModel with one batch-``spec_shape`` endpoint ``serve``:
+    float32 images, or (``raw``) uint8 images cast to float in front of the float graph."""
     tf = _tf()
     import keras
 
-    height, width, channels = model_image_shape(model, image_size)
-    image_shape = (height, width, channels)
-    spec_shape = [batch_size, height, width, channels]
-
-    calibration = None
-    if quantize == "int8":
-        calibration = list(iterate_images(representative_images, image_shape, num_calibration))
-        if not calibration:
-            raise ValueError(
-                "`representative_images` yielded no image. Received: representative_images="
-                f"{type(representative_images).__name__}"
-            )
-        calibration = np.stack(calibration)
-
-        if io != "float" and (calibration.min() < 0.0 or calibration.max() > 255.0):
-            raise ValueError(
-                f"`io={io!r}` takes raw 0-255 pixels, but the calibration images range over "
-                f"[{calibration.min():g}, {calibration.max():g}]. Received: io={io!r}"
-            )
-
     export = keras.export.ExportArchive()
     export.track(model)
-    if io == "uint8" and quantize != "int8":
+    if raw:
         # A float model with a raw image input: a CAST in front of the float graph.
         def serve(images):
             return model(tf.cast(images, model.input.dtype), training=False)
@@ -265,32 +243,35 @@ def convert_model(
 
         signature = tf.TensorSpec(spec_shape, tf.float32, name="images")
     export.add_endpoint("serve", serve, input_signature=[signature])
+    export.write_out(directory, verbose=False)
 
-    with tempfile.TemporaryDirectory(prefix="ghostnet_tflite_") as saved:
-        export.write_out(saved, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantize == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.representative_dataset = _representative(
-                calibration, batch_size, anchor=io != "float"
-            )
-            if io != "float":
-                converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
-                converter.inference_output_type = converter.inference_input_type
-        try:
-            flatbuffer = converter.convert()
-        except Exception as err:  # ConverterError and friends: name the Select TF ops.
-            select = _select_ops_error(err)
-            if select is not None:
-                raise select from err
-            raise
+
+def _convert_saved(saved, quantize, io, calibration, batch_size):
+    """Converts the SavedModel in ``saved`` with one variant's settings."""
+    tf = _tf()
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = _representative(
+            calibration, batch_size, anchor=io != "float"
+        )
+        if io != "float":
+            converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
+            converter.inference_output_type = converter.inference_input_type
+    try:
+        flatbuffer = converter.convert()
+    except Exception as err:  # ConverterError and friends: name the Select TF ops.
+        select = _select_ops_error(err)
+        if select is not None:
+            raise select from err
+        raise
     if io != "float" and quantize == "int8":
         _check_raw_input(flatbuffer, io)
     return flatbuffer
@@ -333,47 +314,10 @@ def _check_raw_input(flatbuffer, io):
         )
 
 
-def write_atomically(path, content):
-    """Writes ``content`` to ``path`` through a temporary file in the same folder, so that a
-    crash never leaves a truncated `.tflite` behind."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"The output folder {folder} does not exist. Received: output={path!r}")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tflite", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images=100):
-    """Runs images through the Keras model and the `.tflite`; returns the
-    :func:`tflite.evaluate.evaluate` numbers (accuracy only where the labels fit the model)."""
-    from tflite import evaluate
-
-    classifier = evaluate.TFLiteClassifier(flatbuffer)
-    try:
-        evaluate.label_mapping(class_names, classifier.num_classes)
-        usable = class_names is not None
-    except ValueError:  # labels of other classes than the model's: compare outputs only
-        usable = False
-    if not usable:
-        batches = ((x, None) for x, _ in batches)
-        class_names = None
-    return evaluate.evaluate(
-        classifier, batches, class_names=class_names, keras_model=model, num_images=num_images
-    )
-
-
 def _parse_args(argv):
     import argparse
+
+    from ghostnet_keras.constants import CROP_FRACTION
 
     parser = argparse.ArgumentParser(
         prog="python -m tflite.convert",
@@ -387,7 +331,12 @@ def _parse_args(argv):
     add("--calibration_data", default=None, help="folder:PATH or a TFDS name (int8, check)")
     add("--num_calibration", type=int, default=200, help="calibration images (default 200)")
     add("--image_size", type=int, default=None, help="square input size for a registry model")
-    add("--crop_fraction", type=float, default=0.875, help="centre crop of the eval transform")
+    add(
+        "--crop_fraction",
+        type=float,
+        default=CROP_FRACTION,
+        help=f"centre crop of the eval transform (default {CROP_FRACTION})",
+    )
     add("--data_dir", default=None, help="TFDS data directory")
     add("--output", required=True, help="PATH.tflite to write")
     add("--optimize", dest="optimize", action="store_true", default=True, help="(default)")
@@ -406,11 +355,22 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
+def _check_output(output):
+    """Checks, before any work, that ``output`` can be written: a `.tflite` path, not a
+    folder, in an existing folder."""
+    if not output.endswith(".tflite"):
+        raise ValueError(f"`--output` must end with .tflite. Received: output={output!r}")
+    if os.path.isdir(output):
+        raise ValueError(f"`--output` is an existing folder. Received: output={output!r}")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise ValueError(f"The output folder {folder} does not exist. Received: output={output!r}")
+
+
 def _validate_args(args):
     _check_choice("quantize", args.quantize, QUANTIZE_CHOICES)
     _check_choice("io", args.io, IO_CHOICES)
-    if not args.output.endswith(".tflite"):
-        raise ValueError(f"`--output` must end with .tflite. Received: output={args.output!r}")
+    _check_output(args.output)
     for name in ("num_calibration", "check_images"):
         if getattr(args, name) < 1:
             raise ValueError(
@@ -442,13 +402,8 @@ def _validate_args(args):
 
 
 def _qat(model, args, image_size, predict_images):
-    try:
-        from tflite import qat
-    except ImportError as err:
-        raise ValueError(
-            "Quantization-aware training is not available in this installation "
-            f"(tflite.qat: {err}). Received: qat_epochs={args.qat_epochs}"
-        ) from err
+    from tflite import qat
+
     return qat.qat_int8(
         model,
         args.qat_data,
@@ -554,15 +509,17 @@ def run(args):
             image_size=height,
         )
         if optimize is not None:
-            flatbuffer = optimize.finish_flatbuffer(flatbuffer)
-    write_atomically(args.output, flatbuffer)
+            flatbuffer = fb.finish_flatbuffer(flatbuffer)
+    from ghostnet_keras import files
+
+    files.write_bytes(args.output, flatbuffer)
     print(f"Wrote {args.output} ({len(flatbuffer):,} bytes) in {time.time() - start:.0f} s")
 
     if check is not None:
         from tflite import evaluate
 
         check_x, check_y, names, what = check
-        result = check_conversion(
+        result = evaluate.check_conversion(
             model, flatbuffer, [(check_x, check_y)], class_names=names, num_images=len(check_x)
         )
         label = "the Keras model before QAT" if args.qat_epochs else "Keras"
@@ -582,7 +539,7 @@ def run(args):
 def main(argv=None):
     from tflite._cli import run_cli
 
-    return run_cli(_parse_args, run, argv)
+    return run_cli(_parse_args, run, argv, validate=_validate_args)
 
 
 if __name__ == "__main__":

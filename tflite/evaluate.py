@@ -21,13 +21,10 @@ import os
 
 import numpy as np
 
+from tflite import flatbuffer as fb
+from tflite import latency
+
 BACKGROUND_CHOICES = ("auto", "yes", "no")
-
-
-def _interpreter(model_content, num_threads):
-    from ai_edge_litert.interpreter import Interpreter
-
-    return Interpreter(model_content=model_content, num_threads=num_threads)
 
 
 class TFLiteClassifier:
@@ -49,6 +46,10 @@ class TFLiteClassifier:
             )
         if not input_std:
             raise ValueError(f"`input_std` must not be 0. Received: input_std={input_std!r}")
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+            raise ValueError(
+                f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}"
+            )
         if isinstance(model, (bytes, bytearray)):
             content, self.name = bytes(model), "<bytes>"
         else:
@@ -57,17 +58,11 @@ class TFLiteClassifier:
                 raise ValueError(f"The .tflite file does not exist. Received: tflite={path!r}")
             with open(path, "rb") as f:
                 content, self.name = f.read(), path
-        # A TFLite flatbuffer carries the file identifier "TFL3" at bytes 4-8.
-        if len(content) < 8 or content[4:8] != b"TFL3":
+        if not fb.is_tflite(content):
             raise ValueError(f"The file is not a TFLite model. Received: tflite={self.name!r}")
-        try:
-            self.interpreter = _interpreter(content, num_threads)
-            self.interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as err:
-            raise ValueError(
-                f"LiteRT cannot load the model ({str(err).splitlines()[0]}). "
-                f"Received: tflite={self.name!r}"
-            ) from err
+        self.interpreter = latency.load_interpreter(
+            content, num_threads, source=self.name, argument="tflite"
+        )
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:
             shapes = [tuple(int(d) for d in i["shape"]) for i in inputs]
@@ -261,8 +256,27 @@ def format_result(result):
     return "\n".join(lines)
 
 
+def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images=100):
+    """Runs images through the Keras model and the `.tflite`; returns the :func:`evaluate`
+    numbers (accuracy only where the labels fit the model)."""
+    classifier = TFLiteClassifier(flatbuffer)
+    try:
+        label_mapping(class_names, classifier.num_classes)
+        usable = class_names is not None
+    except ValueError:  # labels of other classes than the model's: compare outputs only
+        usable = False
+    if not usable:
+        batches = ((x, None) for x, _ in batches)
+        class_names = None
+    return evaluate(
+        classifier, batches, class_names=class_names, keras_model=model, num_images=num_images
+    )
+
+
 def _parse_args(argv):
     import argparse
+
+    from ghostnet_keras.constants import CROP_FRACTION
 
     parser = argparse.ArgumentParser(
         prog="python -m tflite.evaluate",
@@ -275,7 +289,12 @@ def _parse_args(argv):
     add("--weights", default=None, help="weights of --keras_model: 'imagenet' or a file")
     add("--num_images", type=int, default=None, help="evaluate this many images (default all)")
     add("--batch_size", type=int, default=32, help="images read at a time")
-    add("--crop_fraction", type=float, default=0.875, help="centre crop of the eval transform")
+    add(
+        "--crop_fraction",
+        type=float,
+        default=CROP_FRACTION,
+        help=f"centre crop of the eval transform (default {CROP_FRACTION})",
+    )
     add("--input_mean", type=float, default=0.0, help="float input = (pixel - mean) / std")
     add("--input_std", type=float, default=1.0, help="(127.5 and 127.5 for MobileNet files)")
     add("--background", default="auto", help="first output is a background class: auto|yes|no")
@@ -284,15 +303,28 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
-def run(args):
-    """The command line's work, on parsed arguments; returns the result dict."""
-    from ghostnet_keras.data import image_source
-    from tflite import convert
-
+def _validate_args(args):
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(
             f"`--num_images` must be at least 1. Received: num_images={args.num_images}"
         )
+    for name in ("batch_size", "num_threads"):
+        if getattr(args, name) < 1:
+            raise ValueError(
+                f"`--{name}` must be at least 1. Received: {name}={getattr(args, name)}"
+            )
+    if args.background not in BACKGROUND_CHOICES:
+        raise ValueError(
+            f"`--background` must be one of auto, yes, no. Received: background={args.background!r}"
+        )
+
+
+def run(args):
+    """The command line's work, on parsed arguments; returns the result dict."""
+    from ghostnet_keras.data import image_source
+    from tflite import models
+
+    _validate_args(args)
     classifier = TFLiteClassifier(
         args.tflite,
         num_threads=args.num_threads,
@@ -308,8 +340,8 @@ def run(args):
         kwargs = {}
         if not args.keras_model.endswith(".keras"):
             kwargs["input_shape"] = (height, width, 3)
-        keras_model = convert.load_model(args.keras_model, weights=args.weights, **kwargs)
-        convert.model_image_shape(keras_model, height)  # the same input size, or an error
+        keras_model = models.load_model(args.keras_model, weights=args.weights, **kwargs)
+        models.model_image_shape(keras_model, height)  # the same input size, or an error
     source = image_source(
         args.data,
         "eval",
@@ -344,7 +376,7 @@ def run(args):
 def main(argv=None):
     from tflite._cli import run_cli
 
-    return run_cli(_parse_args, run, argv)
+    return run_cli(_parse_args, run, argv, validate=_validate_args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ data = qat.qat_int8("ghostnet.keras", "folder:/data/train", epochs=2, output="gh
 ```
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -271,6 +272,19 @@ def _run_worker(job_dir, job, progress):
     )
 
 
+def _check_extra():
+    """Raises ``MissingExtraError`` naming the ``qat`` extra if the worker cannot run. Only
+    looked up: importing tfmot would switch this process to tf_keras."""
+    from ghostnet_keras import extras
+
+    for module in ("tensorflow_model_optimization", "tf_keras"):
+        if importlib.util.find_spec(module) is None:
+            raise extras.MissingExtraError(
+                f"{module} is not installed; it is needed for quantization-aware training. "
+                f"Install it with: {extras.install_hint('qat')}"
+            )
+
+
 def _load_model(model_or_path):
     import keras
 
@@ -311,6 +325,7 @@ def _save_arrays(directory, name, x, y=None):
 def translate_predictions(model_or_path, images, *, progress=None):
     """The predictions on ``images`` of ``model`` rebuilt on tf_keras (in the worker), exactly
     the graph QAT starts from, before any quantization. For checking the translation."""
+    _check_extra()
     model = _load_model(model_or_path)
     with tempfile.TemporaryDirectory(prefix="ghostnet_qat_") as tmp:
         export_graph(model, tmp)
@@ -377,6 +392,7 @@ def qat_int8(
         )
     if not learning_rate > 0:
         raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={learning_rate!r}")
+    _check_extra()
     model = _load_model(model_or_path)
     with tempfile.TemporaryDirectory(prefix="ghostnet_qat_") as tmp:
         export_graph(model, tmp)
@@ -406,7 +422,9 @@ def qat_int8(
         _run_worker(tmp, job, progress)
         data = pathlib.Path(job["tflite_out"]).read_bytes()
         if output:
-            pathlib.Path(output).write_bytes(data)
+            from ghostnet_keras import files
+
+            files.write_bytes(output, data)
             if progress:
                 progress(f"Wrote {output} ({len(data):,} bytes)")
         if predict_images is not None:
