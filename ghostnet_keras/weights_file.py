@@ -101,11 +101,13 @@ def _likely_models(model, in_file, candidates, include_top):
     channels = model.input_shape[-1] if isinstance(model.input_shape, tuple) else 3
     found = []
     for name in candidates:
+        if name == model.name:
+            continue  # the model itself: the file does not fit it
         try:
             candidate = registry.create_model(
                 name,
                 include_top=include_top,
-                input_shape=(None, None, channels) if not include_top else (64, 64, channels),
+                input_shape=(32, 32, channels),
                 include_preprocessing=False,
             )
         except ValueError:
