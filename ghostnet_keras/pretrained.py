@@ -340,7 +340,8 @@ def _download(model_name, entry, force):
             force_download=force,
         )
     except Exception as err:  # get_file raises a bare Exception for every network failure
-        reason = " ".join(str(err).split()) or type(err).__name__
+        cause = getattr(err.__context__, "reason", None)  # get_file hides the URLError
+        reason = " ".join(str(cause or err).split()) or type(err).__name__
         raise WeightsDownloadError(
             f"Cannot download the ImageNet weights of {model_name} from {url} ({reason}). "
             f"Without network access, put {entry.file_name} (from {entry.url}) into "

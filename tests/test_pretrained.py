@@ -21,9 +21,9 @@ import ghostnet_keras
 from ghostnet_keras import pretrained
 
 
-def test_widths_without_weights_are_refused():
-    for builder in (ghostnet_keras.GhostNet050, ghostnet_keras.GhostNet130):
-        with pytest.raises(ValueError, match="models that have them: ghostnet_100"):
+def test_models_without_weights_are_refused():
+    for builder in (ghostnet_keras.GGhostNet100, ghostnet_keras.GhostResNet50S2):
+        with pytest.raises(ValueError, match="models that have them: g_ghost_regnetx_032, "):
             builder(weights="imagenet")
 
 
@@ -46,21 +46,37 @@ def checkpoint_bytes(tmp_path_factory):
 
 
 @pytest.fixture
-def served(tmp_path, monkeypatch, checkpoint_bytes):
-    """Serves ``checkpoint_bytes`` (or corrupted bytes) as the published checkpoint."""
+def serve(tmp_path, monkeypatch):
+    """Serves bytes as the published checkpoint of a model from a ``file://`` origin, into
+    a temporary Keras cache; returns where the download is cached."""
     origin, home = tmp_path / "origin", tmp_path / "keras_home"
     origin.mkdir()
     monkeypatch.setenv(pretrained.ORIGIN_ENV, origin.as_uri())
     monkeypatch.setenv("KERAS_HOME", str(home))
-    digest = pretrained.sha256_of_bytes(checkpoint_bytes)
+    published = pretrained.entries()
+    served_entries = {}
+    monkeypatch.setattr(pretrained, "entries", lambda: {**published, **served_entries})
 
-    def serve(data=checkpoint_bytes, sha256=digest, file_name="ghostnet_1x.pth"):
+    def serve_(name, data, sha256=None, file_name=None):
+        entry = published[name]
+        file_name = file_name or entry.file_name
         (origin / file_name).write_bytes(data)
-        entry = pretrained.PretrainedWeights(f"https://example.invalid/{file_name}", sha256)
-        monkeypatch.setitem(pretrained.PRETRAINED, "ghostnet_100", entry)
+        url = f"https://example.invalid/{file_name}"
+        served_entries[name] = dataclasses.replace(entry, url=url, sha256=sha256)
         return home / "models" / file_name
 
-    return serve
+    return serve_
+
+
+@pytest.fixture
+def served(serve, checkpoint_bytes):
+    """Serves ``checkpoint_bytes`` (or other bytes) as the checkpoint of ``ghostnet_100``."""
+    digest = pretrained.sha256_of_bytes(checkpoint_bytes)
+
+    def serve_ghostnet(data=checkpoint_bytes, sha256=digest, file_name="ghostnet_1x.pth"):
+        return serve("ghostnet_100", data, sha256, file_name)
+
+    return serve_ghostnet
 
 
 def corrupted(data):
