@@ -102,14 +102,25 @@ def fixture_spec():
     return [(k, tuple(s)) for k, s in json.loads((FIXTURE / "state_dict_spec.json").read_text())]
 
 
+def official_checkpoint_state(as_numpy=False):
+    """The fixture's seeded weights (a state dict of torch tensors, or numpy arrays)."""
+    if not FIXTURE.exists():
+        pytest.skip(f"{FIXTURE} is missing: the reference outputs live in ../shared/reference")
+    spec = importlib.util.spec_from_file_location("make_state_dict", FIXTURE / "make_state_dict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    state = module.make_state_dict(json.loads((FIXTURE / "state_dict_spec.json").read_text()))
+    if as_numpy:
+        return state
+    torch, _ = import_torch_timm()
+    return {k: torch.from_numpy(v) for k, v in state.items()}
+
+
 @pytest.fixture(scope="module")
 def official_checkpoint(fixture_spec, tmp_path_factory):
     """The fixture's seeded weights, written as the official release writes them."""
     torch, _ = import_torch_timm()
-    spec = importlib.util.spec_from_file_location("make_state_dict", FIXTURE / "make_state_dict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    state = module.make_state_dict([[k, list(s)] for k, s in fixture_spec])
+    state = official_checkpoint_state(as_numpy=True)
     path = tmp_path_factory.mktemp("g_ghost") / "g_ghost_regnet_3.2g_77.8.pth"
     torch.save({k: torch.from_numpy(v) for k, v in state.items()}, path)
     return path, state

@@ -104,10 +104,13 @@ def test_imagenet_end_to_end(served, imagenette_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     os.remove(cached)
     backbone = ghostnet_keras.GhostNet100(
-        include_top=False, weights="imagenet", input_shape=(224, 224, 3)
+        include_top=False, weights="imagenet", input_shape=(224, 224, 3), classes=10
     )
     assert_parity(features, backbone(images, training=False).numpy(), top5=False)
     assert os.stat(converted).st_mtime_ns == stamp and not cached.exists()
+    # As keras.applications: a head of another size cannot take the ImageNet weights.
+    with pytest.raises(ValueError, match="`classes` should be 1000. Received: classes=10"):
+        ghostnet_keras.GhostNet100(weights="imagenet", classes=10)
 
 
 def test_corrupted_download_is_rejected(served, checkpoint_bytes):
@@ -178,3 +181,154 @@ def test_model_code_imports_no_torch():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# One download path per converter family: (registry name, how the reference is made).
+FAMILIES = {
+    "g_ghost_regnet": "g_ghost_regnetx_032",
+    "torchvision_resnet": "resnet34",
+    "torchvision_regnet": "regnetx_032",
+    "timm_regnet": "regnetx_040",
+}
+
+
+def _family_checkpoint(name, tmp_path):
+    """(checkpoint bytes, file suffix, reference torch model or None) for ``name``."""
+    from test_convert_baselines import reference_model
+    from test_convert_g_ghost_regnet import official_checkpoint_state
+
+    torch, _ = import_torch_timm()
+    if name == "g_ghost_regnetx_032":
+        state, model = official_checkpoint_state(), None
+    else:
+        model = reference_model(name)
+        state = model.state_dict()
+    path = tmp_path / "checkpoint"
+    if name == "regnetx_040":  # timm's weights are on the Hugging Face hub as safetensors
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save(state, path)
+    return path.read_bytes(), model
+
+
+@pytest.mark.parametrize("converter", sorted(FAMILIES))
+def test_each_family_downloads_checks_converts_and_loads(converter, serve, tmp_path):
+    import torch_reference
+
+    name = FAMILIES[converter]
+    entry = pretrained.get_entry(name)
+    assert entry.converter == converter
+    data, reference = _family_checkpoint(name, tmp_path)
+    file_name = None
+    if entry.expected_hashes:  # a hub-style name: the digest prefix of the served bytes
+        stem, suffix = entry.file_name.rsplit("-", 1)[0], entry.file_name.rsplit(".", 1)[1]
+        file_name = f"{stem}-{pretrained.sha256_of_bytes(data)[:8]}.{suffix}"
+    cached = serve(name, data, file_name=file_name)
+    if reference is None:  # the official G-Ghost RegNetX: its own logits on 8 real images
+        from test_convert_g_ghost_regnet import FIXTURE
+
+        fixture = np.load(FIXTURE / "reference.npz")
+        images, logits = fixture["images"].astype("float32"), fixture["logits"]
+        shape = (224, 224, 3)
+    else:
+        images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+        logits, shape = torch_reference.torch_outputs(reference, images), (64, 64, 3)
+    model = ghostnet_keras.create_model(
+        name, weights="imagenet", input_shape=shape, classifier_activation=None
+    )
+    actual = model(images, training=False).numpy()
+    assert np.abs(actual - logits).max() <= 1e-4 * max(1.0, np.abs(logits).max())
+    assert cached.exists() and os.path.exists(pretrained.converted_path(name))
+
+
+@pytest.mark.parametrize("converter", sorted(FAMILIES))
+def test_each_family_rejects_a_corrupted_copy(converter, serve, tmp_path):
+    torch, _ = import_torch_timm()
+    name = FAMILIES[converter]
+    entry = pretrained.get_entry(name)
+    path = tmp_path / "small"
+    if entry.file_name.endswith(".safetensors"):
+        from safetensors.torch import save_file
+
+        save_file({"stem.conv.weight": torch.ones(32, 3, 3, 3)}, str(path))
+    else:
+        torch.save({"conv1.weight": torch.ones(32, 3, 3, 3)}, path)
+    data = path.read_bytes()
+    if entry.expected_hashes:  # the SHA-256 prefix in the name catches any changed byte
+        file_name = f"x-{pretrained.sha256_of_bytes(data)[:8]}.pth"
+        cached = serve(name, corrupted(data), file_name=file_name)
+        match = "SHA-256"
+    else:  # no digest published: the structure check catches a truncated file
+        cached = serve(name, data[: len(data) // 2])
+        match = "truncated or corrupt"
+    with pytest.raises(ValueError, match=match):
+        ghostnet_keras.create_model(name, weights="imagenet")
+    assert not cached.exists() and not os.path.exists(pretrained.converted_path(name))
+
+
+def test_offline_error_names_url_cache_and_remedies(monkeypatch, tmp_path, capsys):
+    from ghostnet_keras import convert_weights
+
+    monkeypatch.setenv(pretrained.ORIGIN_ENV, "http://127.0.0.1:9/weights")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(pretrained.WeightsDownloadError) as info:
+        ghostnet_keras.create_model("resnet34", weights="imagenet")
+    message = str(info.value)
+    assert isinstance(info.value, OSError) and "\n" not in message
+    assert "http://127.0.0.1:9/weights/resnet34-b627a593.pth" in message
+    assert str(tmp_path / "models") in message and pretrained.ORIGIN_ENV in message
+    assert "KERAS_HOME" in message and "file://" in message
+
+    output = tmp_path / "r34.weights.h5"
+    assert convert_weights.main(["--model=resnet34", f"--output={output}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: Cannot download the ImageNet weights")
+    assert not output.exists()
+
+
+def test_weights_table_and_entries_are_consistent():
+    from ghostnet_keras import converters
+
+    rows = {row["model"]: row for row in pretrained.weights_table()}
+    assert set(rows) == set(ghostnet_keras.list_models())
+    with_weights = sorted(name for name, row in rows.items() if row["weights"])
+    assert with_weights == [
+        "g_ghost_regnetx_032",
+        "g_ghost_regnetx_040",
+        "g_ghost_regnetx_080",
+        "g_ghost_regnetx_160",
+        "ghostnet_050",
+        "ghostnet_100",
+        "ghostnet_130",
+        "regnetx_032",
+        "regnetx_040",
+        "regnetx_080",
+        "regnetx_160",
+        "resnet34",
+        "resnet50",
+    ]
+    assert rows["ghostnet_130"]["tags"] == ["ssld"] and rows["ghostnet_130"]["top1"] == 75.7
+    assert rows["g_ghost_regnetx_160"]["top1"] == 79.9 and rows["resnet56"]["top1"] is None
+    for name, entry in pretrained.entries().items():
+        mapping = converters.get(entry.converter)
+        assert name.split(".")[0] in mapping.models and entry.variant == mapping.variant, name
+        assert f"{entry.top1}" in entry.url or not entry.url.startswith(
+            "https://github.com/huawei-noah/Efficient"
+        )  # the official G-Ghost file names carry their top-1
+
+
+def test_torchvision_entries_are_torchvisions_own():
+    import_torch_timm()
+    models = pytest.importorskip("torchvision.models", reason="cross-check with torchvision")
+    for name, weights in {
+        "resnet34": models.ResNet34_Weights.IMAGENET1K_V1,
+        "resnet50": models.ResNet50_Weights.IMAGENET1K_V1,
+        "regnetx_032": models.RegNet_X_3_2GF_Weights.IMAGENET1K_V1,
+        "regnetx_080": models.RegNet_X_8GF_Weights.IMAGENET1K_V1,
+        "regnetx_160": models.RegNet_X_16GF_Weights.IMAGENET1K_V1,
+    }.items():
+        entry = pretrained.get_entry(name)
+        assert entry.url == weights.url and len(entry.expected_hashes) == 1
+        assert entry.top1 == weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
