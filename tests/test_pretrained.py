@@ -332,3 +332,28 @@ def test_torchvision_entries_are_torchvisions_own():
         entry = pretrained.get_entry(name)
         assert entry.url == weights.url and len(entry.expected_hashes) == 1
         assert entry.top1 == weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+
+
+def test_weights_code_imports_no_model_module_at_module_level():
+    """pretrained.py, convert_weights.py and the converters call no model code at import
+    time (the registry imports pretrained; models are built lazily through the registry)."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(ghostnet_keras.__file__).parent
+    allowed = {"ghostnet_keras.constants", "ghostnet_keras.extras", "ghostnet_keras.files"}
+    allowed_prefix = ("ghostnet_keras.converters",)
+    files = [package / "pretrained.py", package / "convert_weights.py"]
+    files += sorted((package / "converters").glob("*.py"))
+    for path in files:
+        for node in ast.parse(path.read_text()).body:  # module level only
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ghostnet"):
+                if node.module == "ghostnet_keras":
+                    modules = [f"ghostnet_keras.{alias.name}" for alias in node.names]
+                else:
+                    modules = [node.module]
+                for module in modules:
+                    assert module in allowed or module.startswith(allowed_prefix), (path, module)
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith(("torch", "paddle", "tensorflow")), path
