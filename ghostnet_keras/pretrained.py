@@ -464,3 +464,43 @@ def load_imagenet_weights(model, model_name, include_top=True):
     """
     reference = imagenet_model(model_name)
     copy_weights(reference, model, skip=() if include_top else HEAD_LAYERS)
+
+
+def markdown_table(rows=None):
+    """The weights listing as a Markdown table (the README's): model, weights, top-1, source."""
+    rows = weights_table() if rows is None else rows
+    lines = ["| model | ImageNet weights | top-1 reported | source |", "|---|---|---:|---|"]
+    table = entries()
+    for row in rows:
+        if not row["weights"]:
+            lines.append(f"| `{row['model']}` | - | - | - |")
+            continue
+        lines.append(
+            f'| `{row["model"]}` | `weights="imagenet"` | {row["top1"]} | {row["source"]} |'
+        )
+        for tag in row["tags"]:
+            key = f"{row['model']}.{tag}"
+            lines.append(
+                f'| `{row["model"]}` | `weights=pretrained.weights_file("{key}")` | '
+                f"{table[key].top1} | {table[key].source} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """``python -m ghostnet_keras.pretrained [--all]``: the models with ImageNet weights."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ghostnet_keras.pretrained",
+        description="List the models with published ImageNet weights and their reported top-1.",
+    )
+    parser.add_argument("--all", action="store_true", help="list models without weights too")
+    args = parser.parse_args(argv)
+    rows = [row for row in weights_table() if args.all or row["weights"]]
+    print(markdown_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
