@@ -311,6 +311,10 @@ def test_weights_table_and_entries_are_consistent():
     ]
     assert rows["ghostnet_130"]["tags"] == ["ssld"] and rows["ghostnet_130"]["top1"] == 75.7
     assert rows["g_ghost_regnetx_160"]["top1"] == 79.9 and rows["resnet56"]["top1"] is None
+    listing = pretrained.markdown_table()
+    assert '| `g_ghost_regnetx_032` | `weights="imagenet"` | 77.8 | official' in listing
+    assert '`weights=pretrained.weights_file("ghostnet_130.ssld")` | 79.4 |' in listing
+    assert "| `resnet56` | - | - | - |" in listing
     for name, entry in pretrained.entries().items():
         mapping = converters.get(entry.converter)
         assert name.split(".")[0] in mapping.models and entry.variant == mapping.variant, name
