@@ -193,11 +193,20 @@ PRETRAINED = {
 
 
 def _registered():
-    """The weights entries of the model registry, if it holds any (``{name: entry}``)."""
+    """The weights entries registered with the models (``register_model(..., pretrained=)``):
+    an entry, or a dict ``{tag: entry}`` whose ``""`` tag is the model's default."""
     from ghostnet_keras import registry
 
-    table = getattr(registry, "pretrained_table", None)
-    return dict(table()) if table else {}
+    get = getattr(registry, "get_pretrained", None)
+    if get is None:
+        return {}
+    table = {}
+    for name in registry.list_models():
+        found = get(name)
+        for tag, entry in found.items() if isinstance(found, dict) else [("", found)]:
+            if entry is not None:
+                table[f"{name}.{tag}" if tag else name] = entry
+    return table
 
 
 def entries():
