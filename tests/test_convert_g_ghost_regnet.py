@@ -187,8 +187,19 @@ def test_wrapped_checkpoint_and_other_size(official_checkpoint, tmp_path):
 
 def test_plain_regnet_checkpoint_is_not_taken_for_g_ghost(tmp_path):
     torch, _ = import_torch_timm()
-    state = {"conv1.weight": torch.zeros(32, 3, 3, 3), "fc.weight": torch.zeros(1000, 1008)}
+    state = {
+        "stem.0.weight": torch.zeros(32, 3, 3, 3),
+        "trunk_output.block1.block1-0.f.c.0.weight": torch.zeros(96, 96, 1, 1),
+        "trunk_output.block4.block4-1.f.c.0.weight": torch.zeros(1008, 1008, 1, 1),
+        "fc.weight": torch.zeros(1000, 1008),
+    }
     path = tmp_path / "other.pth"
     torch.save(state, path)
-    with pytest.raises(ValueError, match="does not look like a checkpoint of the official G-Ghost"):
+    with pytest.raises(ValueError) as info:
         convert_weights.convert_checkpoint(path, "g_ghost_regnetx_032", tmp_path / "x.weights.h5")
+    assert str(info.value).splitlines()[-1] == (
+        "It does not look like a checkpoint of the official G-Ghost RegNet code "
+        "(huawei-noah/Efficient-AI-Backbones) (g_ghost_regnetx_032, g_ghost_regnetx_040, "
+        "g_ghost_regnetx_080, g_ghost_regnetx_160); it looks like regnetx_032 of "
+        "torchvision's RegNetX: pass --model=regnetx_032."
+    )

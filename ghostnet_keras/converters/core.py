@@ -206,10 +206,24 @@ def check_state_dict(state_dict, plan, mapping, model_name, include_top=True, so
     if guess and guess != model_name:
         lines.append(f"The checkpoint looks like {guess}: pass --model={guess}.")
     elif not guess:
+        other = _guess_elsewhere(state_dict, mapping)
+        hint = f"; it looks like {other[1]} of {other[0].title}: pass --model={other[1]}"
         lines.append(
-            f"It does not look like a checkpoint of {mapping.title} ({', '.join(mapping.models)})."
+            f"It does not look like a checkpoint of {mapping.title} "
+            f"({', '.join(mapping.models)}){hint if other else ''}."
         )
     raise ValueError("\n".join(lines))
+
+
+def _guess_elsewhere(state_dict, mapping):
+    """``(mapping, model)`` of another converter that recognises the state dict, or ``None``."""
+    from ghostnet_keras import converters
+
+    for name in converters.CONVERTERS:
+        other = converters.get(name)
+        if other.name != mapping.name and other.guess and (found := other.guess(state_dict)):
+            return other, found
+    return None
 
 
 def convert_state_dict(
