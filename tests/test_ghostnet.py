@@ -1,5 +1,6 @@
 """C-GhostNet: exact sizes, shapes at any input size, save/load, export, training."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -108,6 +109,52 @@ def test_multi_scale_features():
     ]
     with pytest.raises(ValueError, match=r"Received: strides=\(64,\)"):
         ghostnet_keras.feature_extractor(backbone, strides=(64,))
+
+
+def _small_cnn_layers():
+    return [
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c1"),
+        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2"),
+        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c3"),
+    ]
+
+
+def test_feature_extractor_on_sequential_and_functional():
+    """A Sequential CNN gives the same features as the Functional model of its layers."""
+    sequential = keras.Sequential([keras.Input((64, 64, 3)), *_small_cnn_layers()], name="seq")
+    inputs = keras.Input((64, 64, 3))
+    x = inputs
+    for layer in _small_cnn_layers():
+        x = layer(x)
+    functional = keras.Model(inputs, x)
+    functional.set_weights(sequential.get_weights())
+    strides = (2, 4, 8)
+    assert ghostnet_keras.feature_layer_names(sequential, strides) == ["c1", "c2", "c3"]
+    assert ghostnet_keras.feature_layer_names(functional, strides) == ["c1", "c2", "c3"]
+    images = np.random.default_rng(5).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    ours = ghostnet_keras.feature_extractor(sequential, strides).predict(images, verbose=0)
+    theirs = ghostnet_keras.feature_extractor(functional, strides).predict(images, verbose=0)
+    assert [o.shape for o in ours] == [(2, 32, 32, 8), (2, 16, 16, 16), (2, 8, 8, 16)]
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_feature_extractor_rejects_what_it_cannot_cut():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, strides=2)
+
+        def call(self, x):
+            return self.conv(x)
+
+    subclassed = Subclassed()
+    subclassed(np.zeros((1, 32, 32, 3), "float32"))
+    with pytest.raises(ValueError, match=r"Functional model, or a Sequential.*model=Subclassed$"):
+        ghostnet_keras.feature_extractor(subclassed)
+    unbuilt = keras.Sequential(_small_cnn_layers())
+    with pytest.raises(ValueError, match=r"start it with `keras.Input`.*Received: model="):
+        ghostnet_keras.feature_extractor(unbuilt)
 
 
 def test_preprocessing_in_graph_equals_preprocess_input():
