@@ -2,7 +2,9 @@
 
 Every model with published weights has one :class:`PretrainedWeights` entry (URL, SHA-256,
 the top-1 its authors report, mean/std, crop fraction, the converter and the builder variant
-the weights need). The published weights are PyTorch or PaddlePaddle checkpoints; the first
+the weights need), registered with the model next to its builder
+(``register_model(name, pretrained=entry)``, e.g. ``ghostnet_keras.regnet.PRETRAINED``).
+The published weights are PyTorch or PaddlePaddle checkpoints; the first
 ``weights="imagenet"`` downloads one with ``keras.utils.get_file``, checks it (SHA-256 where
 one is known, its structure always), converts it with :mod:`ghostnet_keras.convert_weights`
 (PyTorch checkpoints need the ``convert`` extra; PaddlePaddle ones need nothing) and caches
@@ -87,111 +89,6 @@ class PretrainedWeights:
         return hashes
 
 
-_EBB = "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download"
-_PADDLE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph"
-_TV = "https://download.pytorch.org/models"
-_HF = "https://huggingface.co"
-
-PRETRAINED = {
-    # The official PyTorch release of C-GhostNet 1.0x (73.98% top-1); the URL is the one
-    # timm's `ghostnet_100` config names, and timm's `ghostnet_100.in1k` holds the same
-    # tensors. The release publishes no checksum and its file name carries no hash prefix.
-    "ghostnet_100": PretrainedWeights(
-        url="https://github.com/huawei-noah/CV-backbones/releases/download/ghostnet_pth/ghostnet_1x.pth",
-        top1=73.98,
-        converter="ghostnet",
-        source="official release (huawei-noah)",
-    ),
-    # PaddleClas's GhostNet: its own training, a variant of the network (see
-    # ghostnet_keras.ghostnet, variant="paddleclas"). No checksum published.
-    "ghostnet_050": PretrainedWeights(
-        url=f"{_PADDLE}/GhostNet_x0_5_pretrained.pdparams",
-        top1=66.8,
-        converter="paddleclas_ghostnet",
-        variant="paddleclas",
-        source="PaddleClas",
-    ),
-    "ghostnet_130": PretrainedWeights(
-        url=f"{_PADDLE}/GhostNet_x1_3_pretrained.pdparams",
-        top1=75.7,
-        converter="paddleclas_ghostnet",
-        variant="paddleclas",
-        source="PaddleClas",
-    ),
-    "ghostnet_130.ssld": PretrainedWeights(
-        url=f"{_PADDLE}/GhostNet_x1_3_ssld_pretrained.pdparams",
-        top1=79.4,
-        converter="paddleclas_ghostnet",
-        variant="paddleclas",
-        source="PaddleClas (SSLD distillation)",
-    ),
-    # The official G-Ghost RegNetX release (tag g_ghost_regnet); top-1 in the file names.
-    "g_ghost_regnetx_032": PretrainedWeights(
-        url=f"{_EBB}/g_ghost_regnet/g_ghost_regnet_3.2g_77.8.pth",
-        top1=77.8,
-        converter="g_ghost_regnet",
-        source="official release (huawei-noah)",
-    ),
-    "g_ghost_regnetx_040": PretrainedWeights(
-        url=f"{_EBB}/g_ghost_regnet/g_ghost_regnet_4.0g_78.6.pth",
-        top1=78.6,
-        converter="g_ghost_regnet",
-        source="official release (huawei-noah)",
-    ),
-    "g_ghost_regnetx_080": PretrainedWeights(
-        url=f"{_EBB}/g_ghost_regnet/g_ghost_regnet_8.0g_79.0.pth",
-        top1=79.0,
-        converter="g_ghost_regnet",
-        source="official release (huawei-noah)",
-    ),
-    "g_ghost_regnetx_160": PretrainedWeights(
-        url=f"{_EBB}/g_ghost_regnet/g_ghost_regnet_16.0g_79.9.pth",
-        top1=79.9,
-        converter="g_ghost_regnet",
-        source="official release (huawei-noah)",
-    ),
-    # Baselines: torchvision's IMAGENET1K_V1 weights (file names carry SHA-256 prefixes).
-    "resnet34": PretrainedWeights(
-        url=f"{_TV}/resnet34-b627a593.pth",
-        top1=73.314,
-        converter="torchvision_resnet",
-        source="torchvision (IMAGENET1K_V1)",
-    ),
-    "resnet50": PretrainedWeights(
-        url=f"{_TV}/resnet50-0676ba61.pth",
-        top1=76.13,
-        converter="torchvision_resnet",
-        source="torchvision (IMAGENET1K_V1)",
-    ),
-    "regnetx_032": PretrainedWeights(
-        url=f"{_TV}/regnet_x_3_2gf-f342aeae.pth",
-        top1=78.364,
-        converter="torchvision_regnet",
-        source="torchvision (IMAGENET1K_V1)",
-    ),
-    "regnetx_080": PretrainedWeights(
-        url=f"{_TV}/regnet_x_8gf-03ceed89.pth",
-        top1=79.344,
-        converter="torchvision_regnet",
-        source="torchvision (IMAGENET1K_V1)",
-    ),
-    "regnetx_160": PretrainedWeights(
-        url=f"{_TV}/regnet_x_16gf-2007eb11.pth",
-        top1=80.058,
-        converter="torchvision_regnet",
-        source="torchvision (IMAGENET1K_V1)",
-    ),
-    # torchvision has no RegNetX-4.0GF: timm's regnetx_040.pycls_in1k, the weights of pycls
-    # (whose model zoo reports 21.4% top-1 error), on the Hugging Face hub.
-    "regnetx_040": PretrainedWeights(
-        url=f"{_HF}/timm/regnetx_040.pycls_in1k/resolve/main/model.safetensors",
-        top1=78.6,
-        converter="timm_regnet",
-        source="pycls, via timm (regnetx_040.pycls_in1k)",
-    ),
-}
-
-
 def _registered():
     """The weights entries registered with the models (``register_model(..., pretrained=)``):
     an entry, or a dict ``{tag: entry}`` whose ``""`` tag is the model's default."""
@@ -212,7 +109,7 @@ def _registered():
 def entries():
     """``{name: PretrainedWeights}`` of every published checkpoint; a name is a registry
     name (the default weights of that model) or ``name.tag`` (other weights of it)."""
-    return {**PRETRAINED, **_registered()}
+    return _registered()
 
 
 def get_entry(name):

@@ -28,7 +28,7 @@ def test_models_without_weights_are_refused():
 
 
 def test_published_entry():
-    entry = pretrained.PRETRAINED["ghostnet_100"]
+    entry = pretrained.get_entry("ghostnet_100")
     assert entry.url == (
         "https://github.com/huawei-noah/CV-backbones/releases/download/ghostnet_pth/ghostnet_1x.pth"
     )
