@@ -3,6 +3,7 @@ model is served from a `file://` origin into a temporary Keras cache."""
 
 import dataclasses
 import os
+import pickle
 import sys
 
 import h5py
@@ -185,6 +186,7 @@ def test_model_code_imports_no_torch():
 
 # One download path per converter family: (registry name, how the reference is made).
 FAMILIES = {
+    "paddleclas_ghostnet": "ghostnet_050",
     "g_ghost_regnet": "g_ghost_regnetx_032",
     "torchvision_resnet": "resnet34",
     "torchvision_regnet": "regnetx_032",
@@ -202,6 +204,11 @@ def _family_checkpoint(name, tmp_path, images):
     from test_convert_baselines import reference_model
     from test_convert_g_ghost_regnet import official_checkpoint_state
 
+    if name == "ghostnet_050":  # PaddleClas: a .pdparams file and PaddlePaddle's logits
+        from test_convert_paddle import paddle_reference
+
+        path, logits = paddle_reference(0.5, images, tmp_path)
+        return path.read_bytes(), logits, None
     torch, _ = import_torch_timm()
     if name == "g_ghost_regnetx_032":
         state, model = official_checkpoint_state(), None
@@ -224,6 +231,9 @@ def test_each_family_downloads_checks_converts_and_loads(converter, serve, tmp_p
     entry = pretrained.get_entry(name)
     assert entry.converter == converter
     data, reference, state = _family_checkpoint(name, tmp_path, small_images)
+    if name == "ghostnet_050":  # the weights choose PaddleClas's variant of the network
+        with pytest.raises(ValueError, match="need variant='paddleclas'.*Received: variant="):
+            ghostnet_keras.GhostNet050(weights="imagenet", variant="paper")
     file_name = None
     if entry.expected_hashes:  # a hub-style name: the digest prefix of the served bytes
         stem, suffix = entry.file_name.rsplit("-", 1)[0], entry.file_name.rsplit(".", 1)[1]
@@ -242,10 +252,9 @@ def test_each_family_downloads_checks_converts_and_loads(converter, serve, tmp_p
             state["layer2.merge.5.running_var"].numpy(),
         )
         return
-    # Baselines: the library's logits on real images (classifier scaled to logits of 10).
-    diff = assert_parity(
-        torch_outputs(reference, small_images), model(small_images, training=False).numpy()
-    )
+    # The library's logits on real images (baselines: classifier scaled to logits of 10).
+    expected = reference if name == "ghostnet_050" else torch_outputs(reference, small_images)
+    diff = assert_parity(expected, model(small_images, training=False).numpy())
     print(f"{name} ({converter}): max |logit difference| {diff:.2e}")
 
 
@@ -255,7 +264,9 @@ def test_each_family_rejects_a_corrupted_copy(converter, serve, tmp_path):
     name = FAMILIES[converter]
     entry = pretrained.get_entry(name)
     path = tmp_path / "small"
-    if entry.file_name.endswith(".safetensors"):
+    if entry.file_name.endswith(".pdparams"):
+        path.write_bytes(pickle.dumps({"conv1._conv.weight": np.ones((8, 3, 3, 3), "float32")}))
+    elif entry.file_name.endswith(".safetensors"):
         from safetensors.torch import save_file
 
         save_file({"stem.conv.weight": torch.ones(32, 3, 3, 3)}, str(path))
