@@ -162,14 +162,21 @@ def hard_sigmoid(x, name):
     return layers.ReLU(max_value=1.0, name=name)(x)
 
 
-def squeeze_excite(x, reduced_filters, name):
-    """Squeeze-and-excitation: GAP, 1x1 conv, ReLU, 1x1 conv, hard-sigmoid gate, scale."""
+def squeeze_excite(x, reduced_filters, name, gate="hard_sigmoid"):
+    """Squeeze-and-excitation: GAP, 1x1 conv, ReLU, 1x1 conv, gate, scale.
+
+    ``gate``: ``"hard_sigmoid"`` (``relu6(x + 3) / 6``, the paper's) or ``"clip"``
+    (``clip(x, 0, 1)``, PaddleClas's GhostNet).
+    """
     filters = x.shape[-1]
     s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
     s = layers.Conv2D(reduced_filters, 1, name=f"{name}_reduce")(s)
     s = layers.ReLU(name=f"{name}_relu")(s)
     s = layers.Conv2D(filters, 1, name=f"{name}_expand")(s)
-    s = hard_sigmoid(s, name=f"{name}_gate")
+    if gate == "clip":
+        s = layers.ReLU(max_value=1.0, name=f"{name}_gate")(s)
+    else:
+        s = hard_sigmoid(s, name=f"{name}_gate")
     return layers.Multiply(name=f"{name}_mul")([x, s])
 
 
@@ -255,12 +262,16 @@ def ghost_bottleneck(
     se_ratio=0.0,
     ratio=2,
     dw_size=3,
+    se_gate="hard_sigmoid",
+    se_width="divisible",
     name=None,
 ):
     """The C-Ghost bottleneck (paper Figure 3).
 
     Ghost module (expand, ReLU) -> depthwise ``kernel_size`` conv + BN if
-    ``strides > 1`` -> squeeze-excite if ``se_ratio`` -> ghost module (project,
+    ``strides > 1`` -> squeeze-excite if ``se_ratio`` (reduced width
+    ``make_divisible(mid * se_ratio, 4)``, or with ``se_width="floor"``
+    ``int(mid * se_ratio)``; gate ``se_gate``, see :func:`squeeze_excite`) -> ghost module (project,
     no activation) -> add the shortcut. The shortcut is the identity when the
     shape is kept, else depthwise conv + BN + 1x1 conv + BN.
 
@@ -274,7 +285,11 @@ def ghost_bottleneck(
         x = depthwise_conv(x, kernel_size, strides, name=f"{name}_dw_conv")
         x = batch_norm(x, f"{name}_dw_bn")
     if se_ratio:
-        x = squeeze_excite(x, make_divisible(mid_filters * se_ratio, 4), name=f"{name}_se")
+        if se_width == "floor":
+            reduced = int(mid_filters * se_ratio)
+        else:
+            reduced = make_divisible(mid_filters * se_ratio, 4)
+        x = squeeze_excite(x, reduced, name=f"{name}_se", gate=se_gate)
     x = ghost_module(
         x, out_filters, ratio=ratio, dw_size=dw_size, relu=False, name=f"{name}_ghost2"
     )

@@ -13,7 +13,7 @@ so that official and timm checkpoints map onto this model one to one.
 import functools
 
 from ghostnet_keras import blocks, skeleton
-from ghostnet_keras.pretrained import PRETRAINED
+from ghostnet_keras.pretrained import PretrainedWeights
 
 # Table 1 of the paper, grouped into the stages of the reference code.
 # Each row: depthwise kernel k, expansion size #exp, output channels #out, SE ratio, stride.
@@ -44,6 +44,47 @@ STEM_FILTERS = 16
 LAST_FILTERS = 960  # the 1x1 conv after the last stage, scaled by the width
 HEAD_FILTERS = 1280  # the pooled 1x1 conv before the classifier, never scaled
 
+# Variants of the network, chosen by the weights that need them (docs/pretrained-weights.md):
+# "paper" is Table 1 and the official code; "paddleclas" is PaddleClas's GhostNet, whose SE
+# gate is clip(x, 0, 1), whose SE width is c // 4, and whose head conv has BatchNorm, no bias.
+VARIANTS = {
+    "paper": {"se_gate": "hard_sigmoid", "se_width": "divisible", "head_norm": False},
+    "paddleclas": {"se_gate": "clip", "se_width": "floor", "head_norm": True},
+}
+
+# Published ImageNet weights, one entry per model (a dict {tag: entry} for a model with
+# several; "" is the default). The official release is of 1.0x only; PaddleClas trained
+# 0.5x and 1.3x (and an SSLD-distilled 1.3x) in its variant. No digest is published.
+_PADDLECLAS = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph"
+
+
+def _paddleclas(file_name, top1, source="PaddleClas"):
+    return PretrainedWeights(
+        f"{_PADDLECLAS}/{file_name}",
+        top1=top1,
+        converter="paddleclas_ghostnet",
+        variant="paddleclas",
+        source=source,
+    )
+
+
+PRETRAINED = {
+    "ghostnet_050": _paddleclas("GhostNet_x0_5_pretrained.pdparams", 66.8),
+    # The URL timm's ghostnet_100 config names; timm's ghostnet_100.in1k holds the same tensors.
+    "ghostnet_100": PretrainedWeights(
+        "https://github.com/huawei-noah/CV-backbones/releases/download/ghostnet_pth/ghostnet_1x.pth",
+        top1=73.98,
+        converter="ghostnet",
+        source="official release (huawei-noah/CV-backbones)",
+    ),
+    "ghostnet_130": {
+        "": _paddleclas("GhostNet_x1_3_pretrained.pdparams", 75.7),
+        "ssld": _paddleclas(
+            "GhostNet_x1_3_ssld_pretrained.pdparams", 79.4, "PaddleClas (SSLD distillation)"
+        ),
+    },
+}
+
 SUMMARY = """Instantiates the C-GhostNet-{width}x architecture.
 
 Reference:
@@ -57,7 +98,8 @@ at 224x224).
 """
 
 
-def _body(x, width):
+def _body(x, width, variant="paper"):
+    options = VARIANTS[variant]
     x = blocks.conv_bn(x, blocks.make_divisible(STEM_FILTERS * width), 3, strides=2, name="stem")
     for stage_index, stage in enumerate(GHOSTNET_STAGES):
         for block_index, (k, exp, out, se, s) in enumerate(stage):
@@ -68,6 +110,8 @@ def _body(x, width):
                 kernel_size=k,
                 strides=s,
                 se_ratio=se,
+                se_gate=options["se_gate"],
+                se_width=options["se_width"],
                 name=f"blocks_{stage_index}_{block_index}",
             )
     last = blocks.make_divisible(LAST_FILTERS * width)
@@ -75,26 +119,39 @@ def _body(x, width):
 
 
 @skeleton.family(dropout_rate=0.2)
-def GhostNet(width=1.0, *application):
+def GhostNet(width=1.0, *application, variant=None):
     """Instantiates C-GhostNet at any width multiplier (paper Table 1).
 
     See `GhostNet100` for the other arguments. `width` multiplies (then rounds to a
     multiple of 4) the stem, every expansion and output width and the last
     1x1 conv; the 1280-wide head is not scaled. The model is named
-    `ghostnet_<100 x width>`.
+    `ghostnet_<100 x width>`. `variant` (`VARIANTS`): `"paper"` (Table 1), or
+    `"paddleclas"` (PaddleClas's GhostNet, whose weights need it); `None` is the one the
+    ImageNet weights need with `weights="imagenet"`, else `"paper"`.
     """
     width = skeleton.check_width(width)
-    body = functools.partial(_body, width=width)
-    return skeleton.Architecture(skeleton.width_name("ghostnet", width), body, hidden=HEAD_FILTERS)
+    variant = skeleton.check_choice("variant", variant or "paper", VARIANTS)
+    body = functools.partial(_body, width=width, variant=variant)
+    return skeleton.Architecture(
+        skeleton.width_name("ghostnet", width),
+        body,
+        hidden=HEAD_FILTERS,
+        hidden_norm=VARIANTS[variant]["head_norm"],
+        variant=variant,
+    )
 
 
 def _variant(width, params, macs):
     suffix = f"{round(width * 100):03d}"
     name = f"ghostnet_{suffix}"
     pretrained = PRETRAINED.get(name)
+    extra = (
+        '    variant: `None` (the one the weights need with `weights="imagenet"`, else\n'
+        '        `"paper"`), `"paper"` or `"paddleclas"` (see `ghostnet_keras.ghostnet`).\n'
+    )
     doc = SUMMARY.format(
         width=width, last=blocks.make_divisible(LAST_FILTERS * width), params=params, macs=macs
-    ) + skeleton.args_doc(top="fully-connected head", imagenet=pretrained is not None)
+    ) + skeleton.args_doc(top="fully-connected head", imagenet=pretrained is not None, extra=extra)
     return skeleton.variant(
         GhostNet, name, f"GhostNet{suffix}", doc, pretrained=pretrained, width=width
     )

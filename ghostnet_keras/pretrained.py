@@ -1,17 +1,22 @@
-"""ImageNet weights: which models have them, and loading them.
+"""ImageNet weights: which models have them, downloading, checking, converting, loading.
 
-``PRETRAINED`` maps a registry name to where its published weights come from.
-The published weights are PyTorch checkpoints; the first ``weights="imagenet"``
-downloads one with ``keras.utils.get_file``, checks its integrity, converts it
-with :mod:`ghostnet_keras.convert_weights` (this step needs PyTorch: ``pip install
-"ghostnet-keras[convert]"``) and caches the Keras weights next to it, so that
-later loads need nothing but Keras.
+Every model with published weights has one :class:`PretrainedWeights` entry (URL, SHA-256,
+the top-1 its authors report, mean/std, crop fraction, the converter and the builder variant
+the weights need), registered with the model next to its builder
+(``register_model(name, pretrained=entry)``, e.g. ``ghostnet_keras.regnet.PRETRAINED``).
+The published weights are PyTorch or PaddlePaddle checkpoints; the first
+``weights="imagenet"`` downloads one with ``keras.utils.get_file``, checks it (SHA-256 where
+one is known, its structure always), converts it with :mod:`ghostnet_keras.convert_weights`
+(PyTorch checkpoints need the ``convert`` extra; PaddlePaddle ones need nothing) and caches
+the Keras weights next to it, so that later loads need nothing but Keras.
 
-Two environment variables redirect the download, e.g. to a mirror or a local
-folder: ``GHOSTNET_KERAS_WEIGHTS_ORIGIN`` (a URL prefix, ``https://...`` or
-``file:///...``, that replaces the directory of every published URL) and
-``KERAS_HOME`` (the cache root, read at call time; default ``~/.keras``). Files
-go to ``$KERAS_HOME/models/``.
+Two environment variables redirect the download, e.g. to a mirror or a local folder:
+``GHOSTNET_KERAS_WEIGHTS_ORIGIN`` (a URL prefix, ``https://...`` or ``file:///...``, that
+replaces the directory of every published URL) and ``KERAS_HOME`` (the cache root, read at
+call time; default ``~/.keras``). Files go to ``$KERAS_HOME/models/``.
+
+This module imports no model module, converter, PyTorch or TensorFlow at import time, so
+that the model registry can import :class:`PretrainedWeights`.
 """
 
 import dataclasses
@@ -21,29 +26,58 @@ import re
 import tempfile
 import urllib.parse
 
+from ghostnet_keras.constants import CROP_FRACTION, IMAGENET_MEAN, IMAGENET_STD
+
 ORIGIN_ENV = "GHOSTNET_KERAS_WEIGHTS_ORIGIN"
 CACHE_SUBDIR = "models"
+# Keras layers of the classification head, not loaded with ``include_top=False``.
+HEAD_LAYERS = ("head", "head_bn", "classifier")
+
+
+class WeightsDownloadError(OSError):
+    """The published checkpoint could not be downloaded; the message says how to get it."""
 
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedWeights:
-    """Where the published weights of one model come from.
+    """The published ImageNet weights of one model.
 
     Attributes:
-        url: the PyTorch checkpoint of the official release.
-        sha256: its SHA-256 digest, in full or a prefix of at least 8 hex digits,
-            or ``None`` when none is published. A file name of the PyTorch hub form
+        url: the checkpoint file of the release (PyTorch ``.pth`` or PaddlePaddle
+            ``.pdparams``).
+        sha256: its SHA-256 digest, in full or a prefix of at least 8 hex digits, or
+            ``None`` when none is known. A file name of the PyTorch hub form
             ``name-<hex>.pth`` carries such a prefix too, and is checked as well.
         top1: the ImageNet-1k top-1 accuracy (%) its authors report.
+        converter: the key of ``ghostnet_keras.converters.CONVERTERS`` that maps it.
+        variant: the builder variant the weights need (``None``: the default network).
+        source: who publishes it, for docs and listings.
+        mean, std: the input normalisation the weights were trained with (RGB, [0, 1]).
+        crop_fraction: the evaluation centre crop (image side / resize side).
+        input_size: the evaluation image side.
     """
 
     url: str
     sha256: str | None = None
     top1: float | None = None
+    converter: str = "ghostnet"
+    variant: str | None = None
+    source: str = ""
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    crop_fraction: float = CROP_FRACTION
+    input_size: int = 224
 
     @property
     def file_name(self):
-        return os.path.basename(urllib.parse.urlsplit(self.url).path)
+        """The name of the downloaded file in the cache and under a mirror origin: the URL's
+        file name; for a Hugging Face hub URL (``.../<repo>/resolve/<rev>/<file>``, whose
+        file names are generic) ``<repo>-<file>``."""
+        path = urllib.parse.urlsplit(self.url).path
+        parts = path.strip("/").split("/")
+        if "resolve" in parts and parts.index("resolve") >= 1:
+            return f"{parts[parts.index('resolve') - 1]}-{parts[-1]}"
+        return os.path.basename(path)
 
     @property
     def expected_hashes(self):
@@ -55,29 +89,82 @@ class PretrainedWeights:
         return hashes
 
 
-PRETRAINED = {
-    # The official PyTorch release of C-GhostNet 1.0x (73.98% top-1); the URL is the one
-    # timm's `ghostnet_100` config names, and timm's `ghostnet_100.in1k` holds the same
-    # tensors. The release publishes no checksum and its file name carries no hash
-    # prefix, so the file is checked by its structure (every tensor name and shape must
-    # match) until a digest is recorded here.
-    "ghostnet_100": PretrainedWeights(
-        url="https://github.com/huawei-noah/CV-backbones/releases/download/ghostnet_pth/ghostnet_1x.pth",
-        sha256=None,
-        top1=73.98,
-    ),
-}
+def _registered():
+    """The weights entries registered with the models (``register_model(..., pretrained=)``):
+    an entry, or a dict ``{tag: entry}`` whose ``""`` tag is the model's default."""
+    from ghostnet_keras import registry
+
+    get = getattr(registry, "get_pretrained", None)
+    if get is None:
+        return {}
+    table = {}
+    for name in registry.list_models():
+        found = get(name)
+        for tag, entry in found.items() if isinstance(found, dict) else [("", found)]:
+            if entry is not None:
+                table[f"{name}.{tag}" if tag else name] = entry
+    return table
+
+
+def entries():
+    """``{name: PretrainedWeights}`` of every published checkpoint; a name is a registry
+    name (the default weights of that model) or ``name.tag`` (other weights of it)."""
+    return _registered()
+
+
+def get_entry(name):
+    """The :class:`PretrainedWeights` of ``name`` (``model`` or ``model.tag``), or ``None``."""
+    return entries().get(name)
+
+
+def available_models():
+    """Sorted names (``model`` and ``model.tag``) that have published ImageNet weights."""
+    return sorted(entries())
 
 
 def check_available(model_name):
     """Raises a ``ValueError`` unless ``model_name`` has published ImageNet weights."""
-    if model_name not in PRETRAINED:
-        have = ", ".join(sorted(PRETRAINED)) or "none yet"
+    if get_entry(model_name) is None:
+        have = ", ".join(n for n in available_models() if "." not in n) or "none yet"
         raise ValueError(
             f"No ImageNet weights are published for {model_name!r}; models that have them: "
             f"{have}. Pass `weights=None` or the path to a converted `.weights.h5` file. "
             "Received: weights='imagenet'"
         )
+    return get_entry(model_name)
+
+
+def weights_table(models=None):
+    """One row (a dict) per model: ``model``, ``weights`` (bool), ``top1``, ``source``,
+    ``url``, ``sha256``, ``converter``, ``variant``, ``tags`` (other weights of it).
+
+    ``models`` defaults to every registry model; models without weights get
+    ``weights=False`` and ``None`` elsewhere. This is the listing the ``profile`` CLI and
+    the README show.
+    """
+    if models is None:
+        from ghostnet_keras.registry import list_models
+
+        models = list_models()
+    table = entries()
+    rows = []
+    for name in models:
+        entry = table.get(name)
+        tags = sorted(n.split(".", 1)[1] for n in table if n.startswith(f"{name}."))
+        rows.append(
+            {
+                "model": name,
+                "weights": entry is not None,
+                "top1": entry.top1 if entry else None,
+                "source": entry.source if entry else None,
+                "url": entry.url if entry else None,
+                "sha256": (entry.expected_hashes or [None])[0] if entry else None,
+                "converter": entry.converter if entry else None,
+                "variant": entry.variant if entry else None,
+                "tags": tags,
+            }
+        )
+    return rows
 
 
 def _print(message):
@@ -96,6 +183,11 @@ def cache_dir():
     if not os.access(base, os.W_OK):
         base = os.path.join(tempfile.gettempdir(), ".keras")
     return base
+
+
+def models_dir():
+    """The folder downloads and converted weights are cached in (``$KERAS_HOME/models``)."""
+    return os.path.join(cache_dir(), CACHE_SUBDIR)
 
 
 def origin_url(entry):
@@ -135,34 +227,46 @@ def verify_file(path, entry):
 
 def converted_path(model_name, entry=None):
     """Where the converted Keras weights of ``model_name`` are cached."""
-    entry = entry or PRETRAINED[model_name]
+    entry = entry or check_available(model_name)
     stem = entry.file_name.split(".")[0]
-    return os.path.join(cache_dir(), CACHE_SUBDIR, f"{stem}_keras_{model_name}.weights.h5")
+    safe = model_name.replace(".", "_")
+    return os.path.join(models_dir(), f"{stem}_keras_{safe}.weights.h5")
+
+
+def _download(model_name, entry, force):
+    import keras
+
+    url = origin_url(entry)
+    try:
+        return keras.utils.get_file(
+            fname=entry.file_name,
+            origin=url,
+            cache_dir=cache_dir(),
+            cache_subdir=CACHE_SUBDIR,
+            force_download=force,
+        )
+    except Exception as err:  # get_file raises a bare Exception for every network failure
+        cause = getattr(err.__context__, "reason", None)  # get_file hides the URLError
+        reason = " ".join(str(cause or err).split()) or type(err).__name__
+        raise WeightsDownloadError(
+            f"Cannot download the ImageNet weights of {model_name} from {url} ({reason}). "
+            f"Without network access, put {entry.file_name} (from {entry.url}) into "
+            f"{models_dir()} (the cache under $KERAS_HOME), or set ${ORIGIN_ENV} to a mirror "
+            "or a local folder that holds it (e.g. file:///data/checkpoints/)."
+        ) from err
 
 
 def fetch_checkpoint(model_name):
     """Downloads (or finds in the cache) the checkpoint of ``model_name`` and verifies it.
 
-    A cached copy that fails the check is downloaded again once; a download that
-    fails it is deleted and raises ``ValueError``.
+    A cached copy that fails the check is downloaded again once; a download that fails
+    it is deleted and raises ``ValueError``. A failed download raises
+    :class:`WeightsDownloadError` (an ``OSError``) saying how to get the file offline.
     """
-    import keras
-
-    check_available(model_name)
-    entry = PRETRAINED[model_name]
-
-    def download(force):
-        return keras.utils.get_file(
-            fname=entry.file_name,
-            origin=origin_url(entry),
-            cache_dir=cache_dir(),
-            cache_subdir=CACHE_SUBDIR,
-            force_download=force,
-        )
-
-    target = os.path.join(cache_dir(), CACHE_SUBDIR, entry.file_name)
+    entry = check_available(model_name)
+    target = os.path.join(models_dir(), entry.file_name)
     was_cached = os.path.exists(target)
-    path = download(force=False)
+    path = _download(model_name, entry, force=False)
     try:
         verify_file(path, entry)
     except ValueError:
@@ -170,7 +274,7 @@ def fetch_checkpoint(model_name):
             os.remove(path)
             raise
         _print(f"The cached {path} fails its SHA-256 check; downloading it again.")
-        path = download(force=True)
+        path = _download(model_name, entry, force=True)
         try:
             verify_file(path, entry)
         except ValueError:
@@ -179,9 +283,13 @@ def fetch_checkpoint(model_name):
     return path
 
 
-def convert_imagenet_weights(model_name):
-    """Returns the path of the converted Keras weights of ``model_name``, converting
-    them (once) from the published checkpoint if the cache does not have them yet."""
+def weights_file(model_name):
+    """The path of the converted Keras weights of ``model_name`` (``model`` or
+    ``model.tag``), downloading and converting them (once) if the cache lacks them.
+
+    Example (the SSLD weights of GhostNet-1.3x, for the builder's ``weights=`` argument):
+        path = ghostnet_keras.pretrained.weights_file("ghostnet_130.ssld")
+    """
     check_available(model_name)
     target = converted_path(model_name)
     if not os.path.exists(target):
@@ -189,18 +297,24 @@ def convert_imagenet_weights(model_name):
     return target
 
 
-def _convert(model_name, target):
-    checkpoint = fetch_checkpoint(model_name)
-    from ghostnet_keras import convert_weights  # needs torch only here, to read the .pth
+convert_imagenet_weights = weights_file
 
-    if not PRETRAINED[model_name].expected_hashes:
+
+def _convert(model_name, target):
+    entry = check_available(model_name)
+    checkpoint = fetch_checkpoint(model_name)
+    from ghostnet_keras import convert_weights
+
+    if not entry.expected_hashes:
         _print(
             f"Note: no SHA-256 digest is published for {os.path.basename(checkpoint)}; it is "
             "checked by its structure (every tensor name and shape) only."
         )
     _print(f"Converting {checkpoint} to Keras weights (once): {target}")
     try:
-        return convert_weights.convert_checkpoint(checkpoint, model_name, target)
+        return convert_weights.convert_checkpoint(
+            checkpoint, model_name.split(".")[0], target, converter=entry.converter
+        )
     except ValueError:  # truncated, corrupt or not this model: fetch it afresh next time
         os.remove(checkpoint)
         _print(f"Deleted {checkpoint}, which cannot be converted.")
@@ -208,13 +322,13 @@ def _convert(model_name, target):
 
 
 def imagenet_model(model_name):
-    """The full ``model_name`` (with the top) holding its ImageNet weights."""
-    check_available(model_name)
+    """The full model (with the top) holding the ImageNet weights of ``model_name``."""
+    entry = check_available(model_name)
     from ghostnet_keras.convert_weights import build_model
 
     target = converted_path(model_name)
     if os.path.exists(target):
-        reference = build_model(model_name, include_top=True)
+        reference = build_model(model_name.split(".")[0], include_top=True, variant=entry.variant)
         try:
             reference.load_weights(target)
             return reference
@@ -227,9 +341,9 @@ def imagenet_model(model_name):
 def copy_weights(source, target, skip=()):
     """Copies weights from ``source`` to ``target`` layer by layer, matched by name.
 
-    Every layer of ``source`` with weights (except those named in ``skip``) must
-    be in ``target`` with the same shapes. Layers of ``target`` that ``source``
-    lacks (e.g. of a graph upstream of ``input_tensor``) are left as they are.
+    Every layer of ``source`` with weights (except those named in ``skip``) must be in
+    ``target`` with the same shapes. Layers of ``target`` that ``source`` lacks (e.g. of a
+    graph upstream of ``input_tensor``) are left as they are.
     """
     by_name = {layer.name: layer for layer in target.layers}
     for layer in source.layers:
@@ -251,8 +365,48 @@ def copy_weights(source, target, skip=()):
 def load_imagenet_weights(model, model_name, include_top=True):
     """Loads the published ImageNet weights of ``model_name`` into ``model``.
 
-    With ``include_top=False`` everything but the head (``head``, ``classifier``)
-    is loaded.
+    With ``include_top=False`` everything but the head (``HEAD_LAYERS``) is loaded, as in
+    keras.applications; with the top, the model must have the weights' 1000 classes.
     """
     reference = imagenet_model(model_name)
-    copy_weights(reference, model, skip=() if include_top else ("head", "classifier"))
+    copy_weights(reference, model, skip=() if include_top else HEAD_LAYERS)
+
+
+def markdown_table(rows=None):
+    """The weights listing as a Markdown table (the README's): model, weights, top-1, source."""
+    rows = weights_table() if rows is None else rows
+    lines = ["| model | ImageNet weights | top-1 reported | source |", "|---|---|---:|---|"]
+    table = entries()
+    for row in rows:
+        if not row["weights"]:
+            lines.append(f"| `{row['model']}` | - | - | - |")
+            continue
+        lines.append(
+            f'| `{row["model"]}` | `weights="imagenet"` | {row["top1"]} | {row["source"]} |'
+        )
+        for tag in row["tags"]:
+            key = f"{row['model']}.{tag}"
+            lines.append(
+                f'| `{row["model"]}` | `weights=pretrained.weights_file("{key}")` | '
+                f"{table[key].top1} | {table[key].source} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """``python -m ghostnet_keras.pretrained [--all]``: the models with ImageNet weights."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ghostnet_keras.pretrained",
+        description="List the models with published ImageNet weights and their reported top-1.",
+    )
+    parser.add_argument("--all", action="store_true", help="list models without weights too")
+    args = parser.parse_args(argv)
+    rows = [row for row in weights_table() if args.all or row["weights"]]
+    print(markdown_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -75,6 +75,7 @@ class Architecture:
             feature map (the output of ``include_top=False, pooling=None``).
         hidden: width of a ``Dense`` + ReLU (``head``, ``head_relu``) between the pooled
             features and the classifier (GhostNet's 1280-wide head, VGG's 512).
+        hidden_norm: the hidden FC without bias, followed by BatchNorm (``head_bn``).
         classifier: ``classifier(x, classes, classifier_activation) -> output`` replacing
             the standard top when ``include_top`` (Ghost-ResNet50's C-Ghost classifier).
         preprocessing: ``preprocessing(x) -> x``, the normalisation in the graph; default
@@ -82,15 +83,19 @@ class Architecture:
         default_size: the input height and width with the top and no ``input_shape``.
         default_classes: the number of classes when ``classes=None`` (``None``: no default,
             ``classes`` must be given).
+        variant: the variant of the network built, for a family with a ``variant``
+            argument (its ``None`` picks the one the ImageNet weights need, see :func:`family`).
     """
 
     model_name: str
     body: Callable
     hidden: int | None = None
+    hidden_norm: bool = False
     classifier: Callable | None = None
     preprocessing: Callable | None = None
     default_size: int = 224
     default_classes: int | None = None
+    variant: str | None = None
 
 
 def width_name(prefix, width):
@@ -108,6 +113,15 @@ def check_width(width):
     ):
         raise ValueError(f"`width` must be a finite number > 0. Received: width={width!r}")
     return width
+
+
+def check_choice(arg, value, choices):
+    """Validates that ``value`` is one of ``choices``; returns it."""
+    if value not in choices:
+        raise ValueError(
+            f"`{arg}` must be one of {', '.join(map(repr, choices))}. Received: {arg}={value!r}"
+        )
+    return value
 
 
 def check_weights(weights, model_name):
@@ -250,7 +264,17 @@ def imagenet_preprocessing(x):
     return normalization(x, IMAGENET_MEAN, IMAGENET_STD)
 
 
-def top(x, *, include_top, pooling, classes, classifier_activation, dropout_rate, hidden=None):
+def top(
+    x,
+    *,
+    include_top,
+    pooling,
+    classes,
+    classifier_activation,
+    dropout_rate,
+    hidden=None,
+    hidden_norm=False,
+):
     """Global pooling, then (with ``include_top``) an optional hidden FC and the classifier.
 
     ``hidden`` adds the GhostNet head: ``Dense(hidden)`` + ReLU on the pooled
@@ -265,7 +289,11 @@ def top(x, *, include_top, pooling, classes, classifier_activation, dropout_rate
         return x
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if hidden:
-        x = layers.Dense(hidden, name="head")(x)
+        x = layers.Dense(hidden, use_bias=not hidden_norm, name="head")(x)
+        if hidden_norm:
+            from ghostnet_keras.blocks import batch_norm
+
+            x = batch_norm(x, "head_bn")
         x = layers.ReLU(name="head_relu")(x)
     if dropout_rate:
         x = layers.Dropout(dropout_rate, name="dropout")(x)
@@ -306,7 +334,8 @@ def build(architecture, *, name, **args):
     if args["include_top"] and arch.classifier is not None:
         x = arch.classifier(x, args["classes"], args["classifier_activation"])
     else:
-        x = top(x, hidden=arch.hidden, **{k: args[k] for k in TOP_ARGS})
+        top_args = {k: args[k] for k in TOP_ARGS}
+        x = top(x, hidden=arch.hidden, hidden_norm=arch.hidden_norm, **top_args)
     model = keras.Model(inputs, x, name=name or arch.model_name)
     load_weights(model, args["weights"], arch.model_name, args["include_top"])
     return model
@@ -355,7 +384,11 @@ def family(name=None, **defaults):
         signature = inspect.Signature([*parameters, *_as_parameters([("name", name)])])
 
         def make(arguments, model_name=None):
-            arch = architecture_fn(**{k: arguments[k] for k in own})
+            own_args = {k: arguments[k] for k in own}
+            arch = architecture_fn(**own_args)
+            if arch.variant is not None and arguments["weights"] == "imagenet":
+                name = model_name or arch.model_name
+                arch = _imagenet_variant(architecture_fn, own_args, arch, name)
             if model_name is not None:
                 arch = dataclasses.replace(arch, model_name=model_name)
             return build(arch, name=arguments["name"], **{n: arguments[n] for n, _ in application})
@@ -373,6 +406,30 @@ def family(name=None, **defaults):
     return wrap
 
 
+def _imagenet_variant(architecture_fn, own_args, arch, model_name):
+    """The architecture in the variant the ImageNet weights of ``model_name`` need: chosen
+    when ``variant`` is ``None``, checked when it is given."""
+    from ghostnet_keras import pretrained  # lazily: it reads weights, builds nothing here
+
+    entry = pretrained.get_entry(model_name)
+    if entry is None:  # check_weights raises the "no weights published" error
+        return arch
+    default = (
+        arch if own_args["variant"] is None else architecture_fn(**own_args | {"variant": None})
+    )
+    needed = entry.variant or default.variant
+    if own_args["variant"] is None:
+        return arch if arch.variant == needed else architecture_fn(**own_args | {"variant": needed})
+    if arch.variant != needed:
+        raise ValueError(
+            f"The ImageNet weights of {model_name} ({entry.source}) need variant={needed!r}; "
+            f"pass variant=None or {needed!r}. Received: variant={own_args['variant']!r}"
+        )
+    return arch
+
+
+# Family arguments that the fixed builders of :func:`variant` still take (when not fixed).
+OPEN_ARGS = ("variant",)
 _VARIANTS = {}  # registry name -> the family builder it fixes
 
 
@@ -396,7 +453,7 @@ def variant(family_builder, registry_name, function_name, doc, *, pretrained=Non
         parameters=[
             p.replace(default=fixed.get(p.name, p.default))
             for p in family_signature.parameters.values()
-            if p.name in application
+            if p.name in application or (p.name in OPEN_ARGS and p.name not in fixed)
         ]
     )
     architecture = {k: v for k, v in fixed.items() if k not in application}

@@ -12,7 +12,8 @@ from torch_reference import (
 )
 
 import ghostnet_keras
-from ghostnet_keras import convert_weights
+from ghostnet_keras import convert_weights, converters
+from ghostnet_keras.converters import ghostnet as ghostnet_converter
 
 BUILDERS = {
     "ghostnet_050": ghostnet_keras.GhostNet050,
@@ -37,7 +38,8 @@ def test_parity_with_timm(name, images, tmp_path):
     # With the top: logits on 10 Imagenette images and 2 random ones.
     output = tmp_path / f"{name}.weights.h5"
     converted = convert_weights.convert_checkpoint(checkpoint, name, output)
-    assert len(convert_weights.weight_plan(converted)) == n_tensors
+    plan = convert_weights.weight_plan(converted, converters.get("ghostnet"))
+    assert len(plan) == n_tensors
     model = BUILDERS[name](weights=output, classifier_activation=None)
     diff = assert_parity(torch_outputs(reference, images), model(images, training=False).numpy())
     print(f"{name}: max |logit difference| {diff:.2e}")
@@ -126,16 +128,15 @@ def test_missing_torch_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_name_mapping():
-    assert convert_weights.torch_prefix("stem_conv") == "conv_stem"
-    assert convert_weights.torch_prefix("blocks_6_3_se_reduce") == "blocks.6.3.se.conv_reduce"
-    assert convert_weights.torch_prefix("blocks_3_0_ghost2_cheap_bn") == (
-        "blocks.3.0.ghost2.cheap_operation.1"
-    )
-    assert convert_weights.torch_prefix("blocks_1_0_shortcut_pw_conv") == "blocks.1.0.shortcut.2"
-    assert convert_weights.torch_prefix("blocks_9_bn") == "blocks.9.0.bn1"
-    assert convert_weights.torch_prefix("head") == "conv_head"
+    torch_prefix = ghostnet_converter.torch_prefix
+    assert torch_prefix("stem_conv") == "conv_stem"
+    assert torch_prefix("blocks_6_3_se_reduce") == "blocks.6.3.se.conv_reduce"
+    assert torch_prefix("blocks_3_0_ghost2_cheap_bn") == ("blocks.3.0.ghost2.cheap_operation.1")
+    assert torch_prefix("blocks_1_0_shortcut_pw_conv") == "blocks.1.0.shortcut.2"
+    assert torch_prefix("blocks_9_bn") == "blocks.9.0.bn1"
+    assert torch_prefix("head") == "conv_head"
     with pytest.raises(KeyError):
-        convert_weights.torch_prefix("blocks_3_0_add")
+        torch_prefix("blocks_3_0_add")
 
 
 def test_cli(tmp_path, capsys):
@@ -146,16 +147,16 @@ def test_cli(tmp_path, capsys):
     assert convert_weights.main(argv) == 0
     assert output.exists() and "Converted 432 tensors" in capsys.readouterr().out
 
-    assert convert_weights.main([*argv[:1], "--model=ghostnet_100", argv[2]]) == 1
+    assert convert_weights.main([*argv[:1], "--model=ghostnet_100", argv[2]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "ghostnet_050" in err
 
     missing = [f"--checkpoint={tmp_path / 'nope.pth'}", f"--output={output}"]
-    assert convert_weights.main(missing) == 1
+    assert convert_weights.main(missing) == 2
     assert capsys.readouterr().err.startswith("error: Checkpoint not found")
 
     with pytest.raises(SystemExit) as info:
-        convert_weights.main([*argv[:1], "--model=resnet50", argv[2]])
+        convert_weights.main([*argv[:1], "--model=resnet56", argv[2]])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "invalid choice" in err

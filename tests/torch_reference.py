@@ -35,7 +35,18 @@ def seeded_timm_model(name, seed=0):
     torch, timm = import_torch_timm()
     torch.manual_seed(seed)
     model = timm.create_model(name, pretrained=False).eval()
-    gen = torch.Generator().manual_seed(seed + 1)
+    randomize_batchnorm(model, seed + 1)
+    with torch.no_grad():
+        if hasattr(model, "classifier") and hasattr(model.classifier, "weight"):
+            model.classifier.weight.mul_(20.0)
+    _CACHE[key] = model
+    return model
+
+
+def randomize_batchnorm(model, seed):
+    """Gives every BatchNorm of ``model`` random affine parameters and running statistics."""
+    torch, _ = import_torch_timm()
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -44,9 +55,6 @@ def seeded_timm_model(name, seed=0):
                 module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
                 module.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
                 module.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-        if hasattr(model, "classifier") and hasattr(model.classifier, "weight"):
-            model.classifier.weight.mul_(20.0)
-    _CACHE[key] = model
     return model
 
 
