@@ -97,8 +97,11 @@ def _dense_kernel(w):  # Linear (O, I) or 1x1 Conv2d (O, I, 1, 1) -> Dense (I, O
     return w.reshape(w.shape[0], -1).T
 
 
-def weight_plan(model):
+def weight_plan(model, prefix_fn=None):
     """Lists ``(variable, torch_name, torch_shape, to_keras)`` for every Keras weight.
+
+    ``prefix_fn(layer_name)`` names the PyTorch module of a layer (default
+    :func:`torch_prefix`; GhostNetV2/V3 pass :func:`ghostnet_keras.convert_v2v3.torch_prefix`).
 
     ``to_keras`` turns the PyTorch tensor (a numpy array of ``torch_shape``) into
     the value of ``variable``. Raises ``ValueError`` if a layer with weights has
@@ -111,7 +114,7 @@ def weight_plan(model):
         if not layer.weights:
             continue
         try:
-            prefix = torch_prefix(layer.name)
+            prefix = (prefix_fn or torch_prefix)(layer.name)
         except KeyError as err:
             raise ValueError(
                 f"Model {model.name!r} has a layer {layer.name!r} ({type(layer).__name__}) with "
@@ -222,7 +225,9 @@ def check_state_dict(state_dict, plan, model_name, include_top=True, source="che
     raise ValueError("\n".join(lines))
 
 
-def convert_state_dict(state_dict, model, model_name=None, include_top=True, source="checkpoint"):
+def convert_state_dict(
+    state_dict, model, model_name=None, include_top=True, source="checkpoint", prefix_fn=None
+):
     """Assigns a GhostNet PyTorch ``state_dict`` (name -> numpy array) to a Keras ``model``.
 
     Every Keras weight is assigned exactly once, and every tensor of the state
@@ -230,7 +235,7 @@ def convert_state_dict(state_dict, model, model_name=None, include_top=True, sou
     ``classifier`` when ``include_top`` is false). Returns the number of tensors
     assigned.
     """
-    plan = weight_plan(model)
+    plan = weight_plan(model, prefix_fn)
     check_state_dict(state_dict, plan, model_name or model.name, include_top, source)
     for variable, name, _, to_keras in plan:
         value = to_keras(np.asarray(state_dict[name], dtype="float32"))
