@@ -66,14 +66,33 @@ class NearestUpsample(layers.Layer):
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
 
 
+@keras.saving.register_keras_serializable(package="ghostnet_keras")
+class AveragePool2x2(layers.Layer):
+    """2x2 average pooling with stride 2 ("valid": odd sizes floor, as PyTorch's
+    ``F.avg_pool2d(x, 2)``), computed as a depthwise convolution with constant 1/4 weights.
+
+    Equal to ``AveragePooling2D(2)``, but in a full-integer TFLite model it is a
+    DEPTHWISE_CONV_2D, which XNNPACK runs, where an int8 AVERAGE_POOL_2D falls back to the
+    reference kernels (and splits the delegate graph). It has no weights.
+    """
+
+    def call(self, inputs):
+        kernel = keras.ops.full((2, 2, inputs.shape[-1], 1), 0.25, dtype=inputs.dtype)
+        return keras.ops.depthwise_conv(inputs, kernel, strides=2, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else h // 2, None if w is None else w // 2, c)
+
+
 def dfc_attention(x, filters, kernel_size=1, strides=1, name=None):
     """The DFC attention gate of ``x`` (GhostNetV2), at half resolution, before the sigmoid.
 
-    2x2 average pool (stride 2) -> ``kernel_size`` conv to ``filters`` + BN ->
+    2x2 average pool (stride 2, :class:`AveragePool2x2`) -> ``kernel_size`` conv to ``filters`` + BN ->
     depthwise 1x5 conv + BN -> depthwise 5x1 conv + BN. Layers ``{name}_pool``,
     ``{name}_conv``/``_bn``, ``{name}_hconv``/``_hbn``, ``{name}_vconv``/``_vbn``.
     """
-    g = layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
+    g = AveragePool2x2(name=f"{name}_pool")(x)
     g = blocks.conv(g, filters, kernel_size, strides, name=f"{name}_conv")
     g = blocks.batch_norm(g, f"{name}_bn")
     g = layers.DepthwiseConv2D(
