@@ -88,8 +88,8 @@ class AveragePool2x2(layers.Layer):
 def dfc_attention(x, filters, kernel_size=1, strides=1, name=None):
     """The DFC attention gate of ``x`` (GhostNetV2), at half resolution, before the sigmoid.
 
-    2x2 average pool (stride 2, :class:`AveragePool2x2`) -> ``kernel_size`` conv to ``filters`` + BN ->
-    depthwise 1x5 conv + BN -> depthwise 5x1 conv + BN. Layers ``{name}_pool``,
+    2x2 average pool (stride 2, :class:`AveragePool2x2`) -> ``kernel_size`` conv to
+    ``filters`` + BN -> depthwise 1x5 conv + BN -> depthwise 5x1 conv + BN. Layers ``{name}_pool``,
     ``{name}_conv``/``_bn``, ``{name}_hconv``/``_hbn``, ``{name}_vconv``/``_vbn``.
     """
     g = AveragePool2x2(name=f"{name}_pool")(x)

@@ -110,10 +110,11 @@ def test_dynamic_input_size_equals_fixed(imagenette_dir):
 
 @pytest.fixture(scope="module")
 def parity_images(imagenette_dir):
+    """10 Imagenette validation images and 2 of noise, 96x96."""
     return reference_images(imagenette_dir, size=PARITY_SIZE)
 
 
-def _converted(name, state_dict, model=None):
+def _convert(name, state_dict, model=None):
     model = model or ghostnet_keras.create_model(
         name, input_shape=(PARITY_SIZE, PARITY_SIZE, 3), classifier_activation=None
     )
@@ -123,47 +124,122 @@ def _converted(name, state_dict, model=None):
     return model
 
 
-def test_v2_parity_with_timm(parity_images):
+def _logits(model, images):
+    return np.asarray(model(images, training=False))  # eager: no tracing of the big graph
+
+
+@pytest.fixture(scope="module")
+def v2():
+    """timm's seeded ghostnetv2_100 (random weights and BN statistics), converted."""
     import_torch_timm()
     reference = seeded_timm_model("ghostnetv2_100")
-    model = _converted("ghostnetv2_100", reference.state_dict())
-    expected = torch_outputs(reference, parity_images)
-    diff = assert_parity(expected, model.predict(parity_images, verbose=0))
+    return reference, _convert("ghostnetv2_100", reference.state_dict())
+
+
+@pytest.fixture(scope="module")
+def v3():
+    """timm's seeded ghostnetv3_100 and its deployed form; the Keras training and deployed
+    forms converted from the training form."""
+    import copy
+
+    _, timm = import_torch_timm()
+    reference = seeded_timm_model("ghostnetv3_100")
+    reference_deployed = timm.models.reparameterize_model(copy.deepcopy(reference))
+    model = _convert("ghostnetv3_100", reference.state_dict())
+    return reference, reference_deployed, model, ghostnet_keras.reparameterize(model)
+
+
+def test_v2_parity_with_timm(v2, parity_images):
+    reference, model = v2
+    diff = assert_parity(torch_outputs(reference, parity_images), _logits(model, parity_images))
     print(f"MEASURED ghostnetv2_100 {PARITY_SIZE}px parity: max|diff| {diff:.3g}")
 
 
-def test_v3_parity_with_timm_both_forms(parity_images):
-    import copy
-
-    torch, timm = import_torch_timm()
-    reference = seeded_timm_model("ghostnetv3_100")
-    model = _converted("ghostnetv3_100", reference.state_dict())
-    expected = torch_outputs(reference, parity_images)
-    got = model.predict(parity_images, verbose=0)
-    diff = assert_parity(expected, got)
-
-    reference_deployed = timm.models.reparameterize_model(copy.deepcopy(reference))
-    deployed = ghostnet_keras.reparameterize(model)
+def test_v3_parity_with_timm_both_forms(v3, parity_images):
+    reference, reference_deployed, model, deployed = v3
+    assert _params(deployed) == DEPLOYED["ghostnetv3_100"]
+    got = _logits(model, parity_images)
+    got_deployed = _logits(deployed, parity_images)
+    diff = assert_parity(torch_outputs(reference, parity_images), got)
     expected_deployed = torch_outputs(reference_deployed, parity_images)
-    deployed_diff = assert_parity(expected_deployed, deployed.predict(parity_images, verbose=0))
-    # Deployed == training form in Keras, and timm's deployed weights load into it by name.
-    fold_diff = assert_parity(got, deployed.predict(parity_images, verbose=0))
-    from_timm = _converted(
-        "ghostnetv3_100",
-        reference_deployed.state_dict(),
-        model=ghostnet_keras.reparameterize(
-            ghostnet_keras.create_model(
-                "ghostnetv3_100",
-                input_shape=(PARITY_SIZE, PARITY_SIZE, 3),
-                classifier_activation=None,
-            )
-        ),
-    )
-    assert_parity(expected_deployed, from_timm.predict(parity_images, verbose=0))
+    deployed_diff = assert_parity(expected_deployed, got_deployed)
+    fold_diff = assert_parity(got, got_deployed)  # Keras: deployed == training form
+    # timm's deployed state dict maps by name onto the Keras deployed form, weight by weight.
+    import keras
+
+    from_timm = keras.models.clone_model(deployed)
+    _convert("ghostnetv3_100", reference_deployed.state_dict(), model=from_timm)
+    assert_parity(expected_deployed, _logits(from_timm, parity_images))
     print(
         f"MEASURED ghostnetv3_100 {PARITY_SIZE}px parity: training {diff:.3g}, deployed "
         f"{deployed_diff:.3g}, Keras deployed vs training {fold_diff:.3g}"
     )
+
+
+def test_reparameterize_keeps_other_models():
+    model = ghostnet_keras.GhostNetV2(width=0.5, input_shape=(64, 64, 3), classes=10)
+    assert ghostnet_keras.reparameterize(model) is model
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        lambda: ghostnet_keras.GhostNetV2(width=0.5, input_shape=(64, 64, 3), classes=10),
+        lambda: ghostnet_keras.GhostNet050V3(input_shape=(64, 64, 3), classes=10),
+        lambda: ghostnet_keras.reparameterize(
+            ghostnet_keras.GhostNet050V3(input_shape=(64, 64, 3), classes=10)
+        ),
+    ],
+    ids=["ghostnetv2_050", "ghostnetv3_050", "ghostnetv3_050_deployed"],
+)
+def test_keras_safe_mode_round_trip(builder, tmp_path, parity_images):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = builder()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    x = parity_images[:2, :64, :64]
+    np.testing.assert_array_equal(_logits(loaded, x), _logits(model, x))
+
+
+# TFLite: every op of the DFC gate (the constant-depthwise average pool, LOGISTIC, the
+# CONCATENATION/RESHAPE/STRIDED_SLICE upsampling, MUL) runs in XNNPACK, float32 and int8.
+# Left to the reference kernels in int8: only the SE gate's MINIMUM and RELU (one each per
+# SE block, as C-GhostNet's), which tflite.optimize.export_graph folds into a RELU6.
+SE_GATE_OPS = {"MINIMUM": 7, "RELU": 7}
+
+
+# Two conversions of a 6M-parameter graph each (40-60 s on a busy 2-core machine): the
+# deployed GhostNetV3 (DFC gates and folded convs) by default, GhostNetV2 with -m slow.
+@pytest.mark.parametrize("which", [pytest.param("v2", marks=pytest.mark.slow), "v3_deployed"])
+def test_tflite_float32_and_int8_in_xnnpack(which, request, parity_images, imagenette_dir):
+    pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter is needed")
+    from tflite import benchmark, convert, evaluate
+
+    from conftest import load_image_folder
+
+    model = request.getfixturevalue("v2")[1] if which == "v2" else request.getfixturevalue("v3")[3]
+    expected = _logits(model, parity_images)
+    flatbuffer = convert.convert_model(model)
+    float_diff = np.abs(evaluate.TFLiteClassifier(flatbuffer).predict(parity_images) - expected)
+    assert float_diff.max() <= 1e-4 * max(1.0, np.abs(expected).max())
+    assert benchmark.delegation(flatbuffer)["not_delegated"] == {}
+
+    calibration, _ = load_image_folder(imagenette_dir / "train", 2, size=PARITY_SIZE)
+    quantized = convert.convert_model(model, quantize="int8", representative_images=calibration)
+    ops = convert.list_ops(quantized)
+    assert "AVERAGE_POOL_2D" not in ops and "LOGISTIC" in ops
+    assert benchmark.delegation(quantized)["not_delegated"] == SE_GATE_OPS
+    got = evaluate.TFLiteClassifier(quantized).predict(parity_images)
+    corr = np.corrcoef(got.ravel(), expected.ravel())[0, 1]
+    print(
+        f"MEASURED {which} {PARITY_SIZE}px: float32 max|diff| {float_diff.max():.3g}, "
+        f"int8 correlation {corr:.3f}"
+    )
+    assert corr > 0.9
 
 
 def test_torch_prefix_names_every_v3_part():
