@@ -73,16 +73,54 @@ def torch_prefix(layer_name):
     return convert_weights.torch_prefix(layer_name)
 
 
+def normalize_state_dict(state_dict):
+    """timm's key names for an official GhostNetV2/V3 checkpoint (a new dict; timm's as is).
+
+    The official GhostNetV3 code names the BN of its conv + BN branches ``bn`` where timm
+    names it ``bn1`` (``primary_rpr_conv.0.bn.weight``), and its released files carry
+    ``total_ops``/``total_params`` counters of a FLOP profiler: renamed and dropped, as
+    timm's ``checkpoint_filter_fn`` does.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if "total_ops" in key or "total_params" in key:
+            continue
+        if "_rpr_" in key and ".bn." in key:
+            key = key.replace(".bn.", ".bn1.")
+        out[key] = value
+    return out
+
+
+def build_model(model_name, include_top=True, classes=1000):
+    """The Keras model (training form for GhostNetV3) a checkpoint of ``model_name`` fills."""
+    if model_name not in SUPPORTED_MODELS:
+        raise ValueError(
+            f"Cannot convert weights for {model_name!r}; supported models: "
+            f"{', '.join(SUPPORTED_MODELS)}. Received: model={model_name!r}"
+        )
+    from ghostnet_keras import registry
+
+    return registry.create_model(
+        model_name, include_top=include_top, weights=None, classes=classes, name=model_name
+    )
+
+
 def convert_state_dict(state_dict, model, model_name=None, include_top=True, source="checkpoint"):
     """Assigns a timm GhostNetV2/V3 ``state_dict`` (name -> array) to the Keras ``model``.
 
     As :func:`ghostnet_keras.convert_weights.convert_state_dict`: every Keras weight is
     assigned exactly once and every tensor is used (``num_batches_tracked`` aside, and the
     head's when ``include_top`` is false), else a ``ValueError`` lists the mismatches.
+    Official checkpoints' key names are mapped first (:func:`normalize_state_dict`).
     A GhostNetV3 training-form state dict goes into a training-form model, a deployed one
     (timm's ``reparameterize_model``) into the model :func:`ghostnet_keras.reparameterize`
     returns. Returns the number of tensors assigned.
     """
     return convert_weights.convert_state_dict(
-        state_dict, model, model_name, include_top, source, prefix_fn=torch_prefix
+        normalize_state_dict(state_dict),
+        model,
+        model_name,
+        include_top,
+        source,
+        prefix_fn=torch_prefix,
     )

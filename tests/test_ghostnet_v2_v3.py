@@ -255,3 +255,20 @@ def test_torch_prefix_names_every_v3_part():
     assert tp("blocks_3_0_dw_conv") == "blocks.3.0.conv_dw"  # deployed, as C-GhostNet
     with pytest.raises(KeyError):
         tp("blocks_3_0_ghost1_short_xconv")
+
+
+def test_official_checkpoint_keys_are_normalized():
+    official = {
+        "blocks.2.0.ghost1.primary_rpr_conv.0.bn.weight": 1,
+        "blocks.3.0.dw_rpr_scale.bn.running_var": 2,
+        "blocks.3.0.ghost1.short_conv.1.weight": 3,
+        "total_ops": 4,
+        "blocks.3.0.total_params": 5,
+    }
+    assert convert_v2v3.normalize_state_dict(official) == {
+        "blocks.2.0.ghost1.primary_rpr_conv.0.bn1.weight": 1,
+        "blocks.3.0.dw_rpr_scale.bn1.running_var": 2,
+        "blocks.3.0.ghost1.short_conv.1.weight": 3,
+    }
+    with pytest.raises(ValueError, match=r"Received: model='ghostnet_100'"):
+        convert_v2v3.build_model("ghostnet_100")
