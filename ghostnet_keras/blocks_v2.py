@@ -140,8 +140,16 @@ def rep_conv_bn(
     ``{name}_rpr_skip`` (stride 1 and ``filters == channels`` only); summed by
     ``{name}_add``. A strided kxk branch reads the input padded symmetrically by
     ``k // 2`` (``{name}_pad``, shared), the 1x1 scale branch the input itself, so
-    that both sample the same pixels and the sum folds into one kxk conv.
+    that both sample the same pixels and the sum folds into one kxk conv. Depthwise
+    branches keep the channel count: ``filters`` must equal the input's.
     """
+    if (depthwise or skip) and filters != x.shape[-1]:
+        raise ValueError(
+            f"Depthwise and skip branches keep the {x.shape[-1]} input channels. "
+            f"Received: filters={filters}"
+        )
+    if skip and strides != 1:
+        raise ValueError(f"A skip branch needs stride 1. Received: strides={strides}")
     padded = x
     if strides > 1 and kernel_size > 1:
         padded = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
