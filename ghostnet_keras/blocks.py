@@ -13,6 +13,7 @@ quantization-aware training. Strided convolutions pad symmetrically
 ``padding="same"`` pads more on the bottom/right at stride 2.
 """
 
+import functools
 import math
 
 import keras
@@ -62,48 +63,89 @@ class ChannelSlice(layers.Layer):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
-def batch_norm(x, name):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
+def batch_norm(x, name, **layer_kwargs):
+    return layers.BatchNormalization(
+        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, **layer_kwargs
+    )(x)
 
 
-def conv(x, filters, kernel_size=1, strides=1, use_bias=False, groups=1, name=None):
-    """A 2D convolution with PyTorch-style symmetric padding ``kernel_size // 2``."""
-    if strides > 1 and kernel_size > 1:
-        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
+def _padded(layer_class, x, kernel_size, strides, padding, name, **layer_kwargs):
+    """``layer_class(kernel_size, strides, ...)`` on ``x``. ``padding=None``: PyTorch's
+    symmetric ``kernel_size // 2`` (``{name}_pad`` before a strided conv, else "same");
+    "same" or "valid": Keras' own."""
+    if padding is None:
         padding = "same"
-    return layers.Conv2D(
-        filters,
+        if strides > 1 and kernel_size > 1:
+            x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+            padding = "valid"
+    return layer_class(
+        kernel_size=kernel_size, strides=strides, padding=padding, name=name, **layer_kwargs
+    )(x)
+
+
+def conv(
+    x,
+    filters,
+    kernel_size=1,
+    strides=1,
+    use_bias=False,
+    groups=1,
+    name=None,
+    *,
+    padding=None,
+    **conv_kwargs,
+):
+    """A 2D convolution, by default with PyTorch-style symmetric padding ``kernel_size // 2``.
+
+    ``padding="same"`` or ``"valid"`` uses Keras' padding instead; ``conv_kwargs``
+    (``dilation_rate``, ``kernel_initializer``, ``dtype``...) go to ``Conv2D``.
+    """
+    return _padded(
+        layers.Conv2D,
+        x,
         kernel_size,
-        strides=strides,
-        padding=padding,
+        strides,
+        padding,
+        name,
+        filters=filters,
         groups=groups,
         use_bias=use_bias,
-        name=name,
-    )(x)
+        **conv_kwargs,
+    )
 
 
-def depthwise_conv(x, kernel_size, strides=1, depth_multiplier=1, name=None):
+def depthwise_conv(x, kernel_size, strides=1, depth_multiplier=1, name=None, **layer_kwargs):
     """A bias-free depthwise convolution with symmetric padding ``kernel_size // 2``."""
-    if strides > 1 and kernel_size > 1:
-        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    return layers.DepthwiseConv2D(
+    return _padded(
+        layers.DepthwiseConv2D,
+        x,
         kernel_size,
-        strides=strides,
-        padding=padding,
+        strides,
+        None,
+        name,
         depth_multiplier=depth_multiplier,
         use_bias=False,
-        name=name,
-    )(x)
+        **layer_kwargs,
+    )
 
 
-def conv_bn(x, filters, kernel_size=1, strides=1, activation=True, groups=1, name=None):
-    """Convolution (no bias) + BatchNorm (+ ReLU): layers ``{name}_conv``, ``_bn``, ``_relu``."""
-    x = conv(x, filters, kernel_size, strides, groups=groups, name=f"{name}_conv")
+def conv_bn(
+    x,
+    filters,
+    kernel_size=1,
+    strides=1,
+    activation=True,
+    groups=1,
+    name=None,
+    conv_suffix="_conv",
+):
+    """Convolution (no bias) + BatchNorm (+ ReLU): layers ``{name}{conv_suffix}``,
+    ``{name}_bn``, ``{name}_relu``.
+
+    The stems and last convs of the models use ``{name}_conv``; the residual blocks
+    name the conv ``{name}`` itself (:data:`conv_norm`, torchvision's ``conv1``/``bn1``).
+    """
+    x = conv(x, filters, kernel_size, strides, groups=groups, name=f"{name}{conv_suffix}")
     x = batch_norm(x, f"{name}_bn")
     if activation:
         x = layers.ReLU(name=f"{name}_relu")(x)
@@ -131,36 +173,76 @@ def squeeze_excite(x, reduced_filters, name):
     return layers.Multiply(name=f"{name}_mul")([x, s])
 
 
-def ghost_module(x, filters, ratio=2, kernel_size=1, dw_size=3, strides=1, relu=True, name=None):
-    """The C-Ghost module (paper section 3.1).
+def ghost_module(
+    x,
+    filters,
+    ratio=2,
+    kernel_size=1,
+    dw_size=3,
+    strides=1,
+    relu=True,
+    name=None,
+    *,
+    padding=None,
+    activation=None,
+    groups=1,
+    primary_kwargs=None,
+    **layer_kwargs,
+):
+    """The C-Ghost module (paper section 3.1): the one implementation of the project.
 
-    A primary convolution makes ``ceil(filters / ratio)`` intrinsic feature maps;
-    a cheap depthwise ``dw_size`` convolution with depth multiplier ``ratio - 1``
-    makes the ghost maps from them. Both are followed by BatchNorm (and ReLU
-    when ``relu``); their concatenation is cut to ``filters`` channels.
+    A primary convolution (``kernel_size``, ``strides``) makes ``ceil(filters / ratio)``
+    intrinsic feature maps; a cheap depthwise ``dw_size`` convolution with depth
+    multiplier ``ratio - 1`` makes the ghost maps from them. Both are followed by
+    BatchNorm (and ReLU when ``relu``); their concatenation is cut to ``filters``
+    channels.
+
+    The keyword arguments make it a stand-in for any ``Conv2D`` (what
+    :func:`ghostnet_keras.ghostify` uses): ``padding`` of the primary conv (``None``:
+    PyTorch's symmetric padding; ``"same"``/``"valid"``: Keras'), ``activation`` applied
+    to the output by a layer ``{name}_activation``, ``primary_kwargs`` for the primary
+    conv (``dilation_rate``, ``kernel_initializer``...) and ``layer_kwargs`` (``dtype``,
+    ``trainable``) for every layer. ``groups`` must be 1 (for the ``conv_fn`` hook).
 
     Layers: ``{name}_primary_conv/_primary_bn/_primary_relu``,
-    ``{name}_cheap_conv/_cheap_bn/_cheap_relu``, ``{name}_concat``, ``{name}_slice``.
+    ``{name}_cheap_conv/_cheap_bn/_cheap_relu``, ``{name}_concat``, ``{name}_slice``,
+    ``{name}_activation``.
     """
     if int(ratio) != ratio or ratio < 1:
         raise ValueError(f"`ratio` must be an integer >= 1. Received: ratio={ratio}")
     if int(filters) != filters or filters < 1:
         raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
+    if groups != 1:
+        raise ValueError(f"A C-Ghost module has no grouped convs. Received: groups={groups}")
     ratio = int(ratio)
     init_filters = math.ceil(filters / ratio)
-    primary = conv(x, init_filters, kernel_size, strides, name=f"{name}_primary_conv")
-    primary = batch_norm(primary, f"{name}_primary_bn")
+    primary = conv(
+        x,
+        init_filters,
+        kernel_size,
+        strides,
+        name=f"{name}_primary_conv",
+        padding=padding,
+        **(primary_kwargs or {}),
+        **layer_kwargs,
+    )
+    primary = batch_norm(primary, f"{name}_primary_bn", **layer_kwargs)
     if relu:
-        primary = layers.ReLU(name=f"{name}_primary_relu")(primary)
+        primary = layers.ReLU(name=f"{name}_primary_relu", **layer_kwargs)(primary)
     if ratio == 1:
-        return primary
-    cheap = depthwise_conv(primary, dw_size, depth_multiplier=ratio - 1, name=f"{name}_cheap_conv")
-    cheap = batch_norm(cheap, f"{name}_cheap_bn")
-    if relu:
-        cheap = layers.ReLU(name=f"{name}_cheap_relu")(cheap)
-    out = layers.Concatenate(name=f"{name}_concat")([primary, cheap])
-    if init_filters * ratio != filters:
-        out = ChannelSlice(0, filters, name=f"{name}_slice")(out)
+        out = primary
+    else:
+        cheap = depthwise_conv(
+            primary, dw_size, depth_multiplier=ratio - 1, name=f"{name}_cheap_conv", **layer_kwargs
+        )
+        cheap = batch_norm(cheap, f"{name}_cheap_bn", **layer_kwargs)
+        if relu:
+            cheap = layers.ReLU(name=f"{name}_cheap_relu", **layer_kwargs)(cheap)
+        out = layers.Concatenate(name=f"{name}_concat", **layer_kwargs)([primary, cheap])
+        if init_filters * ratio != filters:
+            out = ChannelSlice(0, filters, name=f"{name}_slice", **layer_kwargs)(out)
+    if activation is not None:
+        out = layers.Activation(activation, name=f"{name}_activation", **layer_kwargs)(out)
     return out
 
 
@@ -208,18 +290,12 @@ def ghost_bottleneck(
 # ---------------------------------------------------------------------------
 
 
-def conv_norm(x, filters, kernel_size=1, strides=1, groups=1, activation=True, name=None):
-    """Conv (no bias) + BatchNorm (+ ReLU): layers ``{name}``, ``{name}_bn``, ``{name}_relu``.
-
-    The default ``conv_fn`` of the residual blocks below. A replacement (for
-    example :func:`ghost_conv`) takes the same arguments and returns the
-    normalised (and, with ``activation``, ReLU-activated) features.
-    """
-    x = conv(x, filters, kernel_size, strides, groups=groups, name=name)
-    x = batch_norm(x, f"{name}_bn")
-    if activation:
-        x = layers.ReLU(name=f"{name}_relu")(x)
-    return x
+# The default ``conv_fn`` of the residual blocks below: conv + BN (+ ReLU) with the conv layer
+# named ``name`` itself (``{name}``, ``{name}_bn``, ``{name}_relu``), torchvision's ``conv1`` /
+# ``bn1``. A replacement (for example :func:`ghost_conv`) takes the same arguments
+# ``(x, filters, kernel_size, strides=, groups=, activation=, name=)`` and returns the
+# normalised (and, with ``activation``, ReLU-activated) features.
+conv_norm = functools.partial(conv_bn, conv_suffix="")
 
 
 def ghost_conv(ratio=2, dw_size=3):
@@ -232,19 +308,9 @@ def ghost_conv(ratio=2, dw_size=3):
     """
 
     def ghost_conv_fn(x, filters, kernel_size=1, strides=1, groups=1, activation=True, name=None):
-        if groups != 1:
-            raise ValueError(
-                f"ghost_conv does not support grouped convs. Received: groups={groups}"
-            )
+        # ghost_module(x, filters, ratio, kernel_size, dw_size, strides, relu, name)
         return ghost_module(
-            x,
-            filters,
-            ratio=ratio,
-            kernel_size=kernel_size,
-            dw_size=dw_size,
-            strides=strides,
-            relu=activation,
-            name=name,
+            x, filters, ratio, kernel_size, dw_size, strides, activation, name, groups=groups
         )
 
     return ghost_conv_fn

@@ -38,8 +38,28 @@ def _stage_outputs(model):
     return cuts
 
 
+def as_functional(model):
+    """``model`` as a Functional model over the same layers: a Functional model as it is, a
+    Sequential one that starts with ``keras.Input`` wrapped; anything else a ``ValueError``."""
+    if isinstance(model, keras.Sequential):
+        if not model.built or not getattr(model, "inputs", None):
+            raise ValueError(
+                "A Sequential model must be built with a known input shape (start it with "
+                f"`keras.Input`). Received: model={model.name!r}"
+            )
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+        return model
+    raise ValueError(
+        "`model` must be a Keras Functional model, or a Sequential model that starts with "
+        "`keras.Input`; a subclassed model has no graph to take features from. "
+        f"Received: model={type(model).__name__}"
+    )
+
+
 def feature_layer_names(model, strides=(4, 8, 16, 32)):
     """For each stride, the name of the last stage output at that stride."""
+    model = as_functional(model)
     probe = static_copy(model, (_PROBE_SIZE, _PROBE_SIZE, model.input_shape[-1]))
     found = {}
     for layer in _stage_outputs(probe):
@@ -59,11 +79,14 @@ def feature_extractor(model, strides=(4, 8, 16, 32), name=None):
     """Returns a model sharing ``model``'s layers whose outputs are its features at ``strides``.
 
     Works for every model of this package (C-GhostNet, G-GhostNet, ResNets),
-    with or without the top, e.g. as the backbone of a RetinaNet-style detector:
+    with or without the top, and for any Functional model or Sequential model that
+    starts with ``keras.Input`` (subclassed models raise a ``ValueError``), e.g. as
+    the backbone of a RetinaNet-style detector:
 
         backbone = ghostnet_keras.GhostNet100(include_top=False, input_shape=(None, None, 3))
         c2, c3, c4, c5 = ghostnet_keras.feature_extractor(backbone)(images)
     """
+    model = as_functional(model)
     names = feature_layer_names(model, strides)
     outputs = [model.get_layer(n).output for n in names]
     return keras.Model(model.inputs, outputs, name=name or f"{model.name}_features")

@@ -42,10 +42,9 @@ At 224x224 this gives G-GhostNet-1.0x 11.2M parameters / 1.00G MACs / 3.4M activ
 (C-GhostNet-1.0x: 5.2M / 0.14G / 3.5M; see docs/models.md).
 """
 
-import keras
+import functools
 
-from ghostnet_keras import _common, blocks, pretrained
-from ghostnet_keras.registry import register_model
+from ghostnet_keras import blocks, skeleton
 
 # Table 2: each stage is a G-Ghost stage. Row: #out, stride of its first block, number of
 # blocks on the complicated path next to the cheap operation ("Block x n  Cheap").
@@ -72,40 +71,7 @@ def _block(x, filters, strides=1, name=None):
     )
 
 
-def GGhostNet(
-    width=1.0,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    dropout_rate=0.2,
-    include_preprocessing=True,
-    name=None,
-):
-    """Instantiates G-GhostNet at any width multiplier (paper Table 2).
-
-    See `GGhostNet100` for the arguments.
-    """
-    shape = _common.check_args(
-        weights=weights,
-        include_top=include_top,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        width=width,
-    )
-    model_name = f"g_ghostnet_{round(width * 100):03d}"
-    if weights == "imagenet":
-        pretrained.check_available(model_name)
-
-    inputs, x = _common.make_input(input_tensor, shape)
-    if include_preprocessing:
-        x = _common.preprocessing(x)
+def _body(x, width):
     x = blocks.conv_bn(x, blocks.make_divisible(STEM_FILTERS * width), 3, strides=2, name="stem")
     for k, (out, strides, thin) in enumerate(GGHOSTNET_STAGES, start=1):
         x = blocks.g_ghost_stage(
@@ -121,22 +87,24 @@ def GGhostNet(
             last_block=False,
             name=f"stage{k}",
         )
-    x = blocks.conv_bn(x, blocks.make_divisible(LAST_FILTERS * width), 1, name="last")
-    x = _common.top(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        dropout_rate=dropout_rate,
-        hidden=HEAD_FILTERS,
+    return blocks.conv_bn(x, blocks.make_divisible(LAST_FILTERS * width), 1, name="last")
+
+
+@skeleton.family(dropout_rate=0.2)
+def GGhostNet(width=1.0, *application):
+    """Instantiates G-GhostNet at any width multiplier (paper Table 2).
+
+    See `GGhostNet100` for the other arguments. The model is named
+    `g_ghostnet_<100 x width>`.
+    """
+    width = skeleton.check_width(width)
+    body = functools.partial(_body, width=width)
+    return skeleton.Architecture(
+        skeleton.width_name("g_ghostnet", width), body, hidden=HEAD_FILTERS
     )
-    model = keras.Model(inputs, x, name=name or model_name)
-    _common.load_weights(model, weights, model_name, include_top)
-    return model
 
 
-BASE_DOCSTRING = """Instantiates the G-GhostNet-{width}x architecture (paper Table 2).
+SUMMARY = """Instantiates the G-GhostNet-{width}x architecture (paper Table 2).
 
 Reference:
 - [GhostNets on Heterogeneous Devices via Cheap Operations](
@@ -146,67 +114,20 @@ C-GhostNet's stem and head around four G-Ghost stages (ghost ratio 0.4, 1x1
 conv cheap operation, mix) of SE residual bottlenecks with expansion 3
 ({params} parameters, {macs} multiply-adds at 224x224). Built from the paper
 alone (no reference code exists): see the `ghostnet_keras.g_ghostnet` module
-docstring for every choice. No ImageNet weights exist: `weights="imagenet"`
-raises a ValueError.
-
-With `include_preprocessing=True` (the default) the model takes RGB images with
-values in [0, 255] and normalises them in the graph.
-
-Args:
-    include_top: whether to include the fully-connected head.
-    weights: `None` (random initialization) or the path to a weights file.
-    input_tensor: optional Keras tensor (output of `keras.Input()`) to use as
-        image input for the model.
-    input_shape: optional shape tuple `(height, width, channels)`; height and
-        width at least 32. Defaults to `(224, 224, 3)` with the top and to
-        `(None, None, 3)` without it.
-    pooling: optional pooling mode for feature extraction when `include_top`
-        is `False`: `None`, `"avg"` or `"max"`.
-    classes: number of classes.
-    classifier_activation: a `str` or callable, the activation of the top
-        layer; `None` returns the logits.
-    dropout_rate: dropout before the classifier.
-    include_preprocessing: whether to put the input normalisation in the graph.
-    name: the model's name.
-
-Returns:
-    A Keras `Model` instance.
+docstring for every choice.
 """
 
 
-def _fixed_width(width, params, macs):
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        dropout_rate=0.2,
-        include_preprocessing=True,
-        name=None,
-    ):
-        return GGhostNet(
-            width,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            dropout_rate=dropout_rate,
-            include_preprocessing=include_preprocessing,
-            name=name,
-        )
-
+def _variant(width, params, macs):
     suffix = f"{round(width * 100):03d}"
-    builder.__name__ = builder.__qualname__ = f"GGhostNet{suffix}"
-    builder.__doc__ = BASE_DOCSTRING.format(width=width, params=params, macs=macs)
-    return register_model(f"g_ghostnet_{suffix}")(builder)
+    doc = SUMMARY.format(width=width, params=params, macs=macs) + skeleton.args_doc(
+        top="fully-connected head"
+    )
+    return skeleton.variant(
+        GGhostNet, f"g_ghostnet_{suffix}", f"GGhostNet{suffix}", doc, width=width
+    )
 
 
-GGhostNet050 = _fixed_width(0.5, "4,070,576", "246.8M")
-GGhostNet100 = _fixed_width(1.0, "11,182,440", "998.0M")
-GGhostNet130 = _fixed_width(1.3, "17,283,912", "1657.7M")
+GGhostNet050 = _variant(0.5, "4,070,576", "246.8M")
+GGhostNet100 = _variant(1.0, "11,182,440", "998.0M")
+GGhostNet130 = _variant(1.3, "17,283,912", "1657.7M")

@@ -45,6 +45,7 @@ import keras
 from keras import layers
 
 from ghostnet_keras import blocks
+from ghostnet_keras.features import as_functional
 
 __all__ = ["GhostifyReport", "check_ratio_dw", "ghost_conv", "ghostify"]
 
@@ -101,7 +102,8 @@ def ghost_conv(
     trainable=True,
     **primary_kwargs,
 ):
-    """A C-Ghost module standing in for ``Conv2D(filters, kernel_size, ...)``.
+    """A C-Ghost module (:func:`ghostnet_keras.blocks.ghost_module`) standing in for
+    ``Conv2D(filters, kernel_size, ...)``.
 
     Adds the layers ``{name}_primary_conv``, ``_primary_bn``, (``_primary_relu``),
     ``_cheap_conv``, ``_cheap_bn``, (``_cheap_relu``), ``_concat``, (``_slice``),
@@ -115,46 +117,22 @@ def ghost_conv(
         raise ValueError(f"`filters` must be a positive integer. Received: filters={filters!r}")
     act = keras.activations.get(activation)
     relu = act is keras.activations.relu
-    other_act = None if relu or act is keras.activations.linear else activation
-    common = {"dtype": dtype, "trainable": trainable}
-    init_filters = math.ceil(filters / ratio)
-    primary = layers.Conv2D(
-        init_filters,
+    # blocks.ghost_module(x, filters, ratio, kernel_size, dw_size, strides, relu, name)
+    return blocks.ghost_module(
+        x,
+        filters,
+        ratio,
         kernel_size,
-        strides=strides,
-        padding=padding,
-        dilation_rate=dilation_rate,
-        use_bias=False,
-        name=f"{name}_primary_conv",
-        **primary_kwargs,
-        **common,
-    )(x)
-    primary = _bn(primary, f"{name}_primary_bn", common)
-    if relu:
-        primary = layers.ReLU(name=f"{name}_primary_relu", **common)(primary)
-    cheap = layers.DepthwiseConv2D(
         dw_size,
-        padding="same",
-        depth_multiplier=ratio - 1,
-        use_bias=False,
-        name=f"{name}_cheap_conv",
-        **common,
-    )(primary)
-    cheap = _bn(cheap, f"{name}_cheap_bn", common)
-    if relu:
-        cheap = layers.ReLU(name=f"{name}_cheap_relu", **common)(cheap)
-    out = layers.Concatenate(name=f"{name}_concat", **common)([primary, cheap])
-    if init_filters * ratio != filters:
-        out = blocks.ChannelSlice(0, filters, name=f"{name}_slice", **common)(out)
-    if other_act is not None:
-        out = layers.Activation(other_act, name=f"{name}_activation", **common)(out)
-    return out
-
-
-def _bn(x, name, common):
-    return layers.BatchNormalization(
-        epsilon=blocks.BN_EPSILON, momentum=blocks.BN_MOMENTUM, name=name, **common
-    )(x)
+        strides,
+        relu,
+        name,
+        padding=padding,
+        activation=None if relu or act is keras.activations.linear else activation,
+        primary_kwargs={"dilation_rate": dilation_rate, **primary_kwargs},
+        dtype=dtype,
+        trainable=trainable,
+    )
 
 
 def _new_names(name, filters, ratio, activation):
@@ -192,16 +170,6 @@ def _is_functional(layer):
     return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
 
 
-def _as_functional(model):
-    """A Functional model over the same layers as a Sequential one."""
-    if not model.built or not getattr(model, "inputs", None):
-        raise ValueError(
-            "A Sequential model must be built with a known input shape to be ghostified "
-            f"(start it with `keras.Input`). Received: model={model.name!r}"
-        )
-    return keras.Model(model.inputs, model.outputs, name=model.name)
-
-
 class _Planner:
     """Decides, for every layer of the (nested) graph, what ghostify does with it."""
 
@@ -220,7 +188,7 @@ class _Planner:
             calls.setdefault(id(node.operation), [node.operation, 0])[1] += 1
         for layer, count in calls.values():
             if isinstance(layer, keras.Sequential):
-                self.scan(_as_functional(layer))
+                self.scan(as_functional(layer))
             elif _is_functional(layer):
                 self.scan(layer)
             elif isinstance(layer, keras.Model):
@@ -360,7 +328,7 @@ def ghostify(model, ratio=2, dw_size=3, skip=None, strict=False, return_report=F
                 f"`skip` must be a collection of layer names or a callable. Received: skip={skip!r}"
             ) from err
     if isinstance(model, keras.Sequential):
-        source = _as_functional(model)
+        source = as_functional(model)
     elif _is_functional(model):
         source = model
     else:
@@ -385,7 +353,7 @@ def ghostify(model, ratio=2, dw_size=3, skip=None, strict=False, return_report=F
         if id(layer) in planner.convert:
             return layer  # never called: call_function builds a ghost module instead
         if isinstance(layer, keras.Sequential) or _is_functional(layer):
-            return _clone(_as_functional(layer) if isinstance(layer, keras.Sequential) else layer)
+            return _clone(as_functional(layer) if isinstance(layer, keras.Sequential) else layer)
         clone = layer.__class__.from_config(layer.get_config())
         clones.append((layer, clone))
         return clone

@@ -21,47 +21,22 @@ training script, not of the network.
 
 import numpy as np
 
-from ghostnet_keras import ghostnet_v2
-
-BASE_DOCSTRING = ghostnet_v2.BASE_DOCSTRING
+from ghostnet_keras import ghostnet_v2, skeleton
 
 
-def GhostNetV3(
-    width=1.0,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    dropout_rate=0.2,
-    include_preprocessing=True,
-    name=None,
-):
+@skeleton.family(dropout_rate=0.2)
+def GhostNetV3(width=1.0, *application):
     """Instantiates GhostNetV3 (training form) at any width multiplier.
 
-    See `GhostNet100V3` for the arguments; `ghostnet_keras.reparameterize` turns
-    the result into the deployment form.
+    See `GhostNet100V3` for the other arguments; `ghostnet_keras.reparameterize`
+    turns the result into the deployment form. The model is named
+    `ghostnetv3_<100 x width>`.
     """
-    return ghostnet_v2.build_v2v3(
-        3,
-        width,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        dropout_rate=dropout_rate,
-        include_preprocessing=include_preprocessing,
-        name=name,
-    )
+    return ghostnet_v2.architecture(3, width)
 
 
-def _docstring(width, params, deployed, macs):
-    return BASE_DOCSTRING.format(
+def _summary(width, params, deployed, macs):
+    return ghostnet_v2.SUMMARY.format(
         title=f"GhostNetV3-{width}x (training form)",
         reference="[GhostNetV3: Exploring the Training Strategies for Compact Models]("
         "https://arxiv.org/abs/2404.11202) (2024)",
@@ -75,17 +50,17 @@ def _docstring(width, params, deployed, macs):
     )
 
 
-GhostNet050V3 = ghostnet_v2.fixed_width(
-    GhostNetV3, 0.5, _docstring(0.5, "3,395,384", "2,853,176", "49.6M")
+GhostNet050V3 = ghostnet_v2.variant(
+    GhostNetV3, 3, 0.5, _summary(0.5, "3,395,384", "2,853,176", "49.6M")
 )
-GhostNet100V3 = ghostnet_v2.fixed_width(
-    GhostNetV3, 1.0, _docstring(1.0, "8,129,028", "6,147,588", "167.0M")
+GhostNet100V3 = ghostnet_v2.variant(
+    GhostNetV3, 3, 1.0, _summary(1.0, "8,129,028", "6,147,588", "167.0M")
 )
-GhostNet130V3 = ghostnet_v2.fixed_width(
-    GhostNetV3, 1.3, _docstring(1.3, "12,217,720", "8,948,296", "269.3M")
+GhostNet130V3 = ghostnet_v2.variant(
+    GhostNetV3, 3, 1.3, _summary(1.3, "12,217,720", "8,948,296", "269.3M")
 )
-GhostNet160V3 = ghostnet_v2.fixed_width(
-    GhostNetV3, 1.6, _docstring(1.6, "17,275,700", "12,377,778", "398.6M")
+GhostNet160V3 = ghostnet_v2.variant(
+    GhostNetV3, 3, 1.6, _summary(1.6, "17,275,700", "12,377,778", "398.6M")
 )
 
 

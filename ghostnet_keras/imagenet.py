@@ -32,7 +32,7 @@ def decode_predictions(preds, top=5):
     Args:
         preds: an array of shape ``(batch, 1000)`` (or 1001, with a background
             class first, as some TFLite models have).
-        top: how many of the best guesses to return per image.
+        top: how many of the best guesses to return per image (1 to 1000).
 
     Returns:
         A list (one per image) of lists of ``top`` tuples, best first.
@@ -44,6 +44,8 @@ def decode_predictions(preds, top=5):
             "`decode_predictions` expects a batch of predictions of shape (samples, 1000). "
             f"Received: preds.shape={preds.shape}"
         )
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+        raise ValueError(f"`top` must be an integer from 1 to 1000. Received: top={top!r}")
     if _CLASSES is None:
         with open(_CLASSES_FILE) as f:
             _CLASSES = json.load(f)

@@ -1,18 +1,33 @@
-"""The model registry that every command line tool builds models from."""
+"""The model registry that every command line tool builds models from.
+
+Each registered model has a builder ``fn(**kwargs) -> keras.Model`` and, where published
+weights exist, its pretrained-weights entry (an object describing them, see
+:mod:`ghostnet_keras.pretrained`), kept next to the model as timm keeps its configs.
+"""
 
 import difflib
 import fnmatch
+import inspect
 
 _MODELS = {}
+_PRETRAINED = {}
 
 
-def register_model(name):
-    """Decorator: registers a builder ``fn(**kwargs) -> keras.Model`` under ``name``."""
+def register_model(name, pretrained=None):
+    """Decorator: registers a builder ``fn(**kwargs) -> keras.Model`` under ``name``.
+
+    Args:
+        name: the registry name, e.g. ``"ghostnet_100"``.
+        pretrained: the model's pretrained-weights entry, or ``None`` when no weights
+            are published; :func:`get_pretrained` returns it.
+    """
 
     def wrap(fn):
         if name in _MODELS:
             raise ValueError(f"A model is already registered as {name!r}. Received: name={name!r}")
         _MODELS[name] = fn
+        if pretrained is not None:
+            _PRETRAINED[name] = pretrained
         return fn
 
     return wrap
@@ -44,10 +59,31 @@ def get_builder(name):
     return _MODELS[name]
 
 
+def get_pretrained(name):
+    """The pretrained-weights entry registered with ``name``, or ``None`` if it has none.
+
+    Raises ``ValueError`` (with close matches) for a name that is not registered.
+    """
+    get_builder(name)
+    return _PRETRAINED.get(name)
+
+
 def create_model(name, **kwargs):
     """Builds the registered model ``name``, passing ``kwargs`` to its builder.
+
+    An argument the builder does not take raises a ``ValueError`` that names it and
+    lists the accepted ones.
 
     Example:
         model = ghostnet_keras.create_model("ghostnet_100", classes=10, weights=None)
     """
-    return get_builder(name)(**kwargs)
+    builder = get_builder(name)
+    accepted = inspect.signature(builder).parameters
+    unknown = sorted(key for key in kwargs if key not in accepted)
+    if unknown:
+        raise ValueError(
+            f"Model {name!r} takes no argument {', '.join(map(repr, unknown))}; it takes: "
+            f"{', '.join(accepted)}. Received: "
+            + ", ".join(f"{key}={kwargs[key]!r}" for key in unknown)
+        )
+    return builder(**kwargs)

@@ -21,10 +21,7 @@ stage), ``layer<k>_base_*``, ``layer<k>_layers_<i>_*``, ``layer<k>_cheap_conv``,
 
 import functools
 
-import keras
-
-from ghostnet_keras import _common, blocks, pretrained
-from ghostnet_keras.registry import register_model
+from ghostnet_keras import blocks, skeleton
 
 STEM_FILTERS = 32
 GHOST_RATIO = 0.5
@@ -41,22 +38,27 @@ REGNETX_CONFIGS = {
 PAPER_NAMES = {"032": "3.2GF", "040": "4.0GF", "080": "8.0GF", "160": "16GF"}
 
 
-def regnetx(
-    config,
-    ghost=True,
-    ghost_ratio=GHOST_RATIO,
-    mix=True,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    dropout_rate=0.2,
-    include_preprocessing=True,
-    name=None,
-):
+def _body(depths, widths, group_width, ghost, ghost_ratio, mix, x):
+    thin_group_width = int(THIN_GROUP_WIDTH_SCALE * group_width)
+    x = blocks.conv_bn(x, STEM_FILTERS, 3, strides=2, name="stem")
+    for k, (depth, width) in enumerate(zip(depths, widths, strict=True), start=1):
+        x = blocks.g_ghost_stage(
+            x,
+            functools.partial(blocks.regnetx_block, group_width=group_width),
+            depth,
+            width,
+            strides=2,
+            ghost_ratio=ghost_ratio if ghost and depth > 2 else 0,
+            mix=mix,
+            thin_block_fn=functools.partial(blocks.regnetx_block, group_width=thin_group_width),
+            thin_divisor=thin_group_width,
+            name=f"layer{k}",
+        )
+    return x
+
+
+@skeleton.family(dropout_rate=0.2)
+def regnetx(config, ghost=True, ghost_ratio=GHOST_RATIO, mix=True, *application):
     """Builds RegNetX-``config`` ("032", "040", "080", "160"), G-Ghost when ``ghost``.
 
     ``config`` may also be a tuple ``(depths, widths, group_width)`` for other
@@ -81,122 +83,36 @@ def regnetx(
             f"`config` must be one of {sorted(REGNETX_CONFIGS)} or a tuple (depths, widths, "
             f"group_width) of positive integers. Received: config={config!r}"
         )
-    model_name = f"{'g_ghost_' if ghost else ''}regnetx_{tag}"
-    if weights == "imagenet":
-        pretrained.check_available(model_name)
-    shape = _common.check_args(
-        weights=weights,
-        include_top=include_top,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
+    return skeleton.Architecture(
+        f"{'g_ghost_' if ghost else ''}regnetx_{tag}",
+        body=functools.partial(_body, depths, widths, group_width, ghost, ghost_ratio, mix),
     )
-    thin_group_width = int(THIN_GROUP_WIDTH_SCALE * group_width)
-
-    inputs, x = _common.make_input(input_tensor, shape)
-    if include_preprocessing:
-        x = _common.preprocessing(x)
-    x = blocks.conv_bn(x, STEM_FILTERS, 3, strides=2, name="stem")
-    for k, (depth, width) in enumerate(zip(depths, widths, strict=True), start=1):
-        x = blocks.g_ghost_stage(
-            x,
-            functools.partial(blocks.regnetx_block, group_width=group_width),
-            depth,
-            width,
-            strides=2,
-            ghost_ratio=ghost_ratio if ghost and depth > 2 else 0,
-            mix=mix,
-            thin_block_fn=functools.partial(blocks.regnetx_block, group_width=thin_group_width),
-            thin_divisor=thin_group_width,
-            name=f"layer{k}",
-        )
-    x = _common.top(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        dropout_rate=dropout_rate,
-    )
-    model = keras.Model(inputs, x, name=name or model_name)
-    _common.load_weights(model, weights, model_name, include_top)
-    return model
 
 
-ARGS_DOCSTRING = """
-With `include_preprocessing=True` (the default) the model takes RGB images with
-values in [0, 255] and normalises them in the graph (ImageNet mean/std).
-No ImageNet weights are published for it: `weights="imagenet"` raises a ValueError.
-
-Args:
-    include_top: whether to include the classifier.
-    weights: `None` (random initialization) or the path to a weights file.
-    input_tensor: optional Keras tensor (output of `keras.Input()`) to use as
-        image input for the model.
-    input_shape: optional shape tuple `(height, width, channels)`; height and
-        width at least 32. Defaults to `(224, 224, 3)` with the top and to
-        `(None, None, 3)` without it.
-    pooling: optional pooling mode for feature extraction when `include_top`
-        is `False`: `None`, `"avg"` or `"max"`.
-    classes: number of classes.
-    classifier_activation: a `str` or callable, the activation of the top
-        layer; `None` returns the logits.
-    dropout_rate: dropout before the classifier.
-    include_preprocessing: whether to put the input normalisation in the graph.
-    name: the model's name.
-
-Returns:
-    A Keras `Model` instance.
-"""
-
-
-def _builder(config, ghost, params, macs):
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        dropout_rate=0.2,
-        include_preprocessing=True,
-        name=None,
-    ):
-        return regnetx(
-            config,
-            ghost=ghost,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            dropout_rate=dropout_rate,
-            include_preprocessing=include_preprocessing,
-            name=name,
-        )
-
-    prefix = "GGhost" if ghost else ""
-    builder.__name__ = builder.__qualname__ = f"{prefix}RegNetX{config}"
+def _variant(config, ghost, params, macs):
     title = f"{'G-Ghost-' if ghost else ''}RegNetX-{PAPER_NAMES[config]}"
     depths, widths, gw = REGNETX_CONFIGS[config]
-    builder.__doc__ = (
+    doc = (
         f"Instantiates {title} (paper Table 18): depths {depths}, widths {widths}, "
         f"group width {gw}; {params} parameters and {macs} multiply-adds at 224x224.\n"
-        + ARGS_DOCSTRING
+        + skeleton.args_doc()
     )
-    return register_model(f"{'g_ghost_' if ghost else ''}regnetx_{config}")(builder)
+    prefix = "g_ghost_" if ghost else ""
+    return skeleton.variant(
+        regnetx,
+        f"{prefix}regnetx_{config}",
+        f"{'GGhost' if ghost else ''}RegNetX{config}",
+        doc,
+        config=config,
+        ghost=ghost,
+    )
 
 
-GGhostRegNetX032 = _builder("032", True, "10,511,000", "1.802G")
-GGhostRegNetX040 = _builder("040", True, "15,726,268", "2.228G")
-GGhostRegNetX080 = _builder("080", True, "24,586,928", "4.150G")
-GGhostRegNetX160 = _builder("160", True, "32,381,704", "8.997G")
-RegNetX032 = _builder("032", False, "15,296,552", "3.2G")
-RegNetX040 = _builder("040", False, "22,118,248", "4.0G")
-RegNetX080 = _builder("080", False, "39,572,648", "8.0G")
-RegNetX160 = _builder("160", False, "54,278,536", "16.0G")
+GGhostRegNetX032 = _variant("032", True, "10,511,000", "1.802G")
+GGhostRegNetX040 = _variant("040", True, "15,726,268", "2.228G")
+GGhostRegNetX080 = _variant("080", True, "24,586,928", "4.150G")
+GGhostRegNetX160 = _variant("160", True, "32,381,704", "8.997G")
+RegNetX032 = _variant("032", False, "15,296,552", "3.2G")
+RegNetX040 = _variant("040", False, "22,118,248", "4.0G")
+RegNetX080 = _variant("080", False, "39,572,648", "8.0G")
+RegNetX160 = _variant("160", False, "54,278,536", "16.0G")

@@ -48,11 +48,11 @@ Choices the paper leaves open, and their reason:
   reading all channels would give 15.6M (+7%).
 """
 
-import keras
+import functools
+
 from keras import layers
 
-from ghostnet_keras import _common, blocks, pretrained
-from ghostnet_keras.registry import register_model
+from ghostnet_keras import blocks, skeleton
 
 # name: (block, depths, output widths per stage, stem, default input size, default classes)
 RESNET_CONFIGS = {
@@ -79,14 +79,41 @@ def _block_fn(block, conv_fn):
     return fn
 
 
-def _ghost_classifier(x, classes, ratio, classifier_activation):
+def _ghost_classifier(ratio):
     """The classifier as a C-Ghost module on the pooled 1x1 map (see the module docstring)."""
-    x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-    x = blocks.ghost_module(x, classes, ratio=ratio, relu=False, name="classifier")
-    x = layers.Flatten(name="classifier_flatten")(x)
-    return layers.Activation(classifier_activation, name="predictions")(x)
+
+    def classifier(x, classes, classifier_activation):
+        x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+        x = blocks.ghost_module(x, classes, ratio=ratio, relu=False, name="classifier")
+        x = layers.Flatten(name="classifier_flatten")(x)
+        return layers.Activation(classifier_activation, name="predictions")(x)
+
+    return classifier
 
 
+def _body(block, depths, widths, stem, conv_fn, stem_conv_fn, stage_options, x):
+    if stem == "imagenet":
+        x = stem_conv_fn(x, STEM_FILTERS[stem], 7, strides=2, name="conv1")
+        # PyTorch pads the max pool with -inf; after the ReLU zeros are the same.
+        x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)
+        x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
+    else:
+        x = stem_conv_fn(x, STEM_FILTERS[stem], 3, name="conv1")
+    block_fn = _block_fn(block, conv_fn)
+    for k, (depth, width) in enumerate(zip(depths, widths, strict=True), start=1):
+        x = blocks.g_ghost_stage(
+            x,
+            block_fn,
+            depth,
+            width,
+            strides=1 if k == 1 else 2,
+            name=f"layer{k}",
+            **stage_options,
+        )
+    return x
+
+
+@skeleton.family(classes=None, dropout_rate=0.0)
 def resnet(
     config,
     conv_ratio=1,
@@ -96,17 +123,7 @@ def resnet(
     full_input=False,
     ghost_stem=False,
     ghost_classifier=None,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=None,
-    classifier_activation="softmax",
-    dropout_rate=0.0,
-    include_preprocessing=True,
-    name=None,
-    model_name=None,
+    *application,
 ):
     """Builds ResNet ``config`` ("resnet34", "resnet50", "resnet56") and its Ghost variants.
 
@@ -129,7 +146,7 @@ def resnet(
     """
     if isinstance(config, str) and config in RESNET_CONFIGS:
         block, depths, widths, stem, default_size, default_classes = RESNET_CONFIGS[config]
-        model_name = model_name or config
+        model_name = config
     elif (
         isinstance(config, (tuple, list))
         and len(config) == 4
@@ -139,7 +156,7 @@ def resnet(
     ):
         block, depths, widths, stem = config
         default_size, default_classes = (32, 10) if stem == "cifar" else (224, 1000)
-        model_name = model_name or "resnet_custom"
+        model_name = "resnet_custom"
     else:
         raise ValueError(
             f"`config` must be one of {sorted(RESNET_CONFIGS)} or a tuple (block, depths, "
@@ -150,167 +167,64 @@ def resnet(
         raise ValueError(
             f"`conv_ratio` must be an integer >= 1. Received: conv_ratio={conv_ratio!r}"
         )
-    if weights == "imagenet":
-        pretrained.check_available(model_name)
-    classes = default_classes if classes is None else classes
-    shape = _common.check_args(
-        weights=weights,
-        include_top=include_top,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        default_size=default_size,
-    )
     conv_fn = blocks.ghost_conv(int(conv_ratio)) if conv_ratio > 1 else blocks.conv_norm
+    stem_conv_fn = conv_fn if ghost_stem else blocks.conv_norm
+    stage = {"ghost_ratio": ghost_ratio, "cheap_op": cheap_op, "mix": mix, "full_input": full_input}
     if ghost_classifier is None:
         ghost_classifier = conv_ratio > 1
-
-    inputs, x = _common.make_input(input_tensor, shape)
-    if include_preprocessing:
-        x = _common.preprocessing(x)
-    stem_conv_fn = conv_fn if ghost_stem else blocks.conv_norm
-    if stem == "imagenet":
-        x = stem_conv_fn(x, STEM_FILTERS[stem], 7, strides=2, name="conv1")
-        # PyTorch pads the max pool with -inf; after the ReLU zeros are the same.
-        x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)
-        x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
-    else:
-        x = stem_conv_fn(x, STEM_FILTERS[stem], 3, name="conv1")
-    block_fn = _block_fn(block, conv_fn)
-    for k, (depth, width) in enumerate(zip(depths, widths, strict=True), start=1):
-        x = blocks.g_ghost_stage(
-            x,
-            block_fn,
-            depth,
-            width,
-            strides=1 if k == 1 else 2,
-            ghost_ratio=ghost_ratio,
-            cheap_op=cheap_op,
-            mix=mix,
-            full_input=full_input,
-            name=f"layer{k}",
-        )
-    if include_top and ghost_classifier:
-        x = _ghost_classifier(x, classes, int(conv_ratio), classifier_activation)
-    else:
-        x = _common.top(
-            x,
-            include_top=include_top,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            dropout_rate=dropout_rate,
-        )
-    model = keras.Model(inputs, x, name=name or model_name)
-    _common.load_weights(model, weights, model_name, include_top)
-    return model
-
-
-ARGS_DOCSTRING = """
-With `include_preprocessing=True` (the default) the model takes RGB images with
-values in [0, 255] and normalises them in the graph (ImageNet mean/std).
-No ImageNet weights are published for it: `weights="imagenet"` raises a ValueError.
-
-Args:
-    include_top: whether to include the classifier.
-    weights: `None` (random initialization) or the path to a weights file.
-    input_tensor: optional Keras tensor (output of `keras.Input()`) to use as
-        image input for the model.
-    input_shape: optional shape tuple `(height, width, channels)`; height and
-        width at least 32. Defaults to `({size}, {size}, 3)` with the top and to
-        `(None, None, 3)` without it.
-    pooling: optional pooling mode for feature extraction when `include_top`
-        is `False`: `None`, `"avg"` or `"max"`.
-    classes: number of classes (default {classes}).
-    classifier_activation: a `str` or callable, the activation of the top
-        layer; `None` returns the logits.
-    dropout_rate: dropout before the classifier (dense classifier only).
-    include_preprocessing: whether to put the input normalisation in the graph.
-    name: the model's name.
-
-Returns:
-    A Keras `Model` instance.
-"""
-
-
-def _builder(registry_name, function_name, config, summary, **variant):
-    default_classes = RESNET_CONFIGS[config][5]
-
-    def builder(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=default_classes,
-        classifier_activation="softmax",
-        dropout_rate=0.0,
-        include_preprocessing=True,
-        name=None,
-    ):
-        return resnet(
-            config,
-            **variant,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            dropout_rate=dropout_rate,
-            include_preprocessing=include_preprocessing,
-            name=name,
-            model_name=registry_name,
-        )
-
-    builder.__name__ = builder.__qualname__ = function_name
-    builder.__doc__ = (
-        summary
-        + "\n"
-        + ARGS_DOCSTRING.format(size=RESNET_CONFIGS[config][4], classes=default_classes)
+    return skeleton.Architecture(
+        model_name,
+        body=functools.partial(_body, block, depths, widths, stem, conv_fn, stem_conv_fn, stage),
+        classifier=_ghost_classifier(int(conv_ratio)) if ghost_classifier else None,
+        default_size=default_size,
+        default_classes=default_classes,
     )
-    return register_model(registry_name)(builder)
 
 
-ResNet34 = _builder(
+def _variant(registry_name, function_name, config, summary, **variant):
+    _, _, _, _, size, classes = RESNET_CONFIGS[config]
+    doc = f"{summary}\n" + skeleton.args_doc(size=size, classes=classes, dropout_rate=0.0)
+    return skeleton.variant(
+        resnet, registry_name, function_name, doc, config=config, classes=classes, **variant
+    )
+
+
+ResNet34 = _variant(
     "resnet34", "ResNet34", "resnet34", "Instantiates ResNet34 (torchvision layout)."
 )
-GGhostResNet34 = _builder(
+GGhostResNet34 = _variant(
     "g_ghost_resnet34",
     "GGhostResNet34",
     "resnet34",
     "Instantiates G-Ghost-ResNet34 with mix (paper Table 15: 14.6M / 2.3B).",
     ghost_ratio=0.5,
 )
-ResNet50 = _builder("resnet50", "ResNet50", "resnet50", "Instantiates ResNet50 (torchvision v1.5).")
-GhostResNet50S2 = _builder(
+ResNet50 = _variant("resnet50", "ResNet50", "resnet50", "Instantiates ResNet50 (torchvision v1.5).")
+GhostResNet50S2 = _variant(
     "ghost_resnet50_s2",
     "GhostResNet50S2",
     "resnet50",
     "Instantiates Ghost-ResNet50 (s=2): every conv a C-Ghost module (paper Table 7: 13.0M / 2.2B).",
     conv_ratio=2,
 )
-GhostResNet50S4 = _builder(
+GhostResNet50S4 = _variant(
     "ghost_resnet50_s4",
     "GhostResNet50S4",
     "resnet50",
     "Instantiates Ghost-ResNet50 (s=4): every conv a C-Ghost module (paper Table 7: 6.5M / 1.2B).",
     conv_ratio=4,
 )
-ResNet56 = _builder(
+ResNet56 = _variant(
     "resnet56", "ResNet56", "resnet56", "Instantiates the CIFAR ResNet56 (paper: 0.85M / 125M)."
 )
-GhostResNet56 = _builder(
+GhostResNet56 = _variant(
     "ghost_resnet56",
     "GhostResNet56",
     "resnet56",
     "Instantiates Ghost-ResNet56 (s=2) for CIFAR (paper Table 4: 0.43M / 63M).",
     conv_ratio=2,
 )
-GGhostResNet56 = _builder(
+GGhostResNet56 = _variant(
     "g_ghost_resnet56",
     "GGhostResNet56",
     "resnet56",
@@ -318,7 +232,7 @@ GGhostResNet56 = _builder(
     ghost_ratio=0.5,
     full_input=True,
 )
-GGhostResNet56NoMix = _builder(
+GGhostResNet56NoMix = _variant(
     "g_ghost_resnet56_nomix",
     "GGhostResNet56NoMix",
     "resnet56",

@@ -17,7 +17,7 @@ BN and ReLU after each conv stay. The builder adds the same layers directly (so 
 
 import keras
 
-from ghostnet_keras import _common, blocks
+from ghostnet_keras import blocks, skeleton
 from ghostnet_keras.ghostify import check_ratio_dw, ghost_conv
 from ghostnet_keras.registry import register_model
 
@@ -28,30 +28,7 @@ HIDDEN_UNITS = 512  # the fully connected layer between the pooled features and 
 # CIFAR-10 training set statistics per RGB channel, for images scaled to [0, 1].
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-
-_ARGS_DOC = """
-With `include_preprocessing=True` (the default) the model takes RGB images with
-values in [0, 255] and normalises them in the graph with the CIFAR-10 training-set
-mean {mean} and standard deviation {std} (per channel, on [0, 1] images): layer
-`preprocessing`. With `include_preprocessing=False` feed `ghostnet_keras.vgg.preprocess_input(x)`.
-
-Args:
-    include_top: whether to include the 512-wide FC layer and the classifier.
-    weights: `None` (random initialization) or the path to a weights file to load
-        (no pretrained CIFAR weights are published).
-    input_tensor: optional Keras tensor (output of `keras.Input()`) to use as image
-        input for the model.
-    input_shape: optional shape tuple `(height, width, channels)`, height and width at
-        least 32. Defaults to `(32, 32, 3)` with the top and `(None, None, 3)` without.
-    pooling: optional pooling mode for feature extraction when `include_top` is
-        `False`: `None`, `"avg"` or `"max"`.
-    classes: number of classes (10 for CIFAR-10).
-    classifier_activation: a `str` or callable, the activation of the top layer;
-        `None` returns the logits.
-    dropout_rate: dropout before the classifier.
-    include_preprocessing: whether to put the CIFAR-10 normalisation in the graph.
-    name: the model's name.
-"""
+DEFAULT_SIZE = 32
 
 
 def preprocess_input(x):
@@ -62,46 +39,10 @@ def preprocess_input(x):
 
 
 def _preprocessing(x):
-    return keras.layers.Normalization(
-        mean=[255.0 * m for m in CIFAR10_MEAN],
-        variance=[(255.0 * s) ** 2 for s in CIFAR10_STD],
-        name="preprocessing",
-    )(x)
+    return skeleton.normalization(x, CIFAR10_MEAN, CIFAR10_STD)
 
 
-def _vgg16(
-    *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    dropout_rate,
-    include_preprocessing,
-    name,
-    ghost,
-):
-    shape = _common.check_args(
-        weights=weights,
-        include_top=include_top,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        default_size=32,
-        weight_classes=10,
-    )
-    if weights == "imagenet":
-        raise ValueError(
-            "No pretrained weights are published for the CIFAR VGG-16 models; pass `None` or "
-            f"a weights file. Received: weights={weights!r}"
-        )
-    inputs, x = _common.make_input(input_tensor, shape)
-    if include_preprocessing:
-        x = _preprocessing(x)
+def _body(x, ghost):
     for b, filters in enumerate(VGG16_BLOCKS, start=1):
         for i, f in enumerate(filters, start=1):
             if ghost is None:
@@ -112,68 +53,33 @@ def _vgg16(
                 x = blocks.batch_norm(x, f"block{b}_{i}_bn")
                 x = keras.layers.ReLU(name=f"block{b}_{i}_relu")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
-    x = _common.top(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        dropout_rate=dropout_rate,
+    return x
+
+
+def _architecture(model_name, ghost):
+    return skeleton.Architecture(
+        model_name,
+        body=lambda x: _body(x, ghost),
         hidden=HIDDEN_UNITS,
+        preprocessing=_preprocessing,
+        default_size=DEFAULT_SIZE,
     )
-    model = keras.Model(inputs, x, name=name)
-    _common.load_weights(model, weights, name, include_top)
-    return model
 
 
-def vgg16_cifar(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    dropout_rate=0.5,
-    include_preprocessing=True,
-    name="vgg16_cifar",
-):
+@skeleton.family(name="vgg16_cifar", classes=10, dropout_rate=0.5)
+def vgg16_cifar(*application):
     """Instantiates VGG-16 for CIFAR-10 (15.0M parameters, 313M multiply-adds at 32x32).
 
     Layers: ``block<b>_<i>_conv`` / ``_bn`` / ``_relu`` for the conv ``i`` of block ``b``
     (both counted from 1), ``block<b>_pool``, then ``avg_pool`` (the map is 1x1 at
     32x32), ``head`` (Dense 512) + ``head_relu``, ``dropout``, ``classifier``,
-    ``predictions``.
+    ``predictions``. No pretrained weights are published.
     """
-    return _vgg16(
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        dropout_rate=dropout_rate,
-        include_preprocessing=include_preprocessing,
-        name=name,
-        ghost=None,
-    )
+    return _architecture("vgg16_cifar", None)
 
 
-def ghost_vgg16_cifar(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    dropout_rate=0.5,
-    include_preprocessing=True,
-    ratio=2,
-    dw_size=3,
-    name=None,
-):
+@skeleton.family(classes=10, dropout_rate=0.5)
+def ghost_vgg16_cifar(*application, ratio=2, dw_size=3):
     """Instantiates C-Ghost-VGG-16 for CIFAR-10 (paper Tables 4-6).
 
     The graph ``ghostify(vgg16_cifar(...), ratio, dw_size)`` gives (built directly so
@@ -182,32 +88,30 @@ def ghost_vgg16_cifar(
     ``_cheap_bn`` / ``_concat`` (/ ``_slice``), followed by the original ``_bn``
     and ``_relu``. ``ratio`` is the paper's ``s`` (2 to 5 in Table 5), ``dw_size``
     its ``d`` (1, 3, 5, 7 in Table 4). At s=2, d=3: 7,658,922 parameters, 158.1M
-    multiply-adds (paper: 7.7M, 158M, 93.7%).
+    multiply-adds (paper: 7.7M, 158M, 93.7%). No pretrained weights are published.
     """
     check_ratio_dw(ratio, dw_size)
-    if name is None:
-        name = "ghost_vgg16_cifar"
-        if (ratio, dw_size) != (2, 3):
-            name += f"_s{ratio}_d{dw_size}"
-    return _vgg16(
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        dropout_rate=dropout_rate,
-        include_preprocessing=include_preprocessing,
-        name=name,
-        ghost={"ratio": ratio, "dw_size": dw_size},
-    )
+    name = "ghost_vgg16_cifar"
+    if (ratio, dw_size) != (2, 3):
+        name += f"_s{ratio}_d{dw_size}"
+    return _architecture(name, {"ratio": ratio, "dw_size": dw_size})
 
 
 register_model("vgg16_cifar")(vgg16_cifar)
 register_model("ghost_vgg16_cifar")(ghost_vgg16_cifar)
-vgg16_cifar.__doc__ += _ARGS_DOC.format(mean=CIFAR10_MEAN, std=CIFAR10_STD)
-ghost_vgg16_cifar.__doc__ += _ARGS_DOC.format(mean=CIFAR10_MEAN, std=CIFAR10_STD) + (
-    "    ratio: the ghost ratio s, an integer >= 2.\n"
-    "    dw_size: the kernel size d of the cheap depthwise conv.\n"
+_CIFAR_ARGS = {
+    "size": DEFAULT_SIZE,
+    "classes": 10,
+    "dropout_rate": 0.5,
+    "top": "512-wide FC layer and the classifier",
+    "normalisation": f"CIFAR-10 training-set mean {CIFAR10_MEAN} and standard deviation "
+    f"{CIFAR10_STD}, per channel, on [0, 1] images: layer `preprocessing`",
+    "preprocess_input": "ghostnet_keras.vgg.preprocess_input(x)",
+}
+vgg16_cifar.__doc__ += skeleton.args_doc(**_CIFAR_ARGS, name="`vgg16_cifar`")
+ghost_vgg16_cifar.__doc__ += skeleton.args_doc(
+    **_CIFAR_ARGS,
+    name="`ghost_vgg16_cifar`, with `_s<ratio>_d<dw_size>` unless 2 and 3",
+    extra="    ratio: the ghost ratio s, an integer >= 2.\n"
+    "    dw_size: the kernel size d of the cheap depthwise conv.\n",
 )

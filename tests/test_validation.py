@@ -110,3 +110,107 @@ def test_profile_validation():
 def test_decode_predictions_validation():
     with pytest.raises(ValueError, match=r"Received: preds.shape=\(2, 10\)$"):
         ghostnet_keras.decode_predictions(np.zeros((2, 10)))
+
+
+# --- One skeleton: the same validation for every family ------------------------------------
+
+# One builder of each family (the fixed builders and the family functions go through the
+# same skeleton).
+FAMILIES = {
+    "ghostnet": ghostnet_keras.GhostNet050,
+    "g_ghostnet": ghostnet_keras.GGhostNet050,
+    "resnet": ghostnet_keras.ResNet56,
+    "regnet": ghostnet_keras.RegNetX032,
+    "vgg": ghostnet_keras.vgg16_cifar,
+}
+EVERY_FAMILY_CASES = [
+    # include_preprocessing normalises RGB: only C-GhostNet checked it before the skeleton.
+    (dict(input_shape=(64, 64, 1)), r"3 \(RGB\) channels.*Received: input_shape=\(64, 64, 1\)$"),
+    (dict(dropout_rate=1.5), r"Received: dropout_rate=1.5$"),
+    (dict(dropout_rate=-0.1), r"Received: dropout_rate=-0.1$"),
+    (dict(classes=0), r"Received: classes=0$"),
+    (dict(include_top=False, pooling="mean"), r"Received: pooling='mean'$"),
+    (dict(weights="imagenet"), r"No ImageNet weights.*Received: weights='imagenet'$"),
+]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize(
+    "kwargs, pattern", EVERY_FAMILY_CASES, ids=[str(c[0]) for c in EVERY_FAMILY_CASES]
+)
+def test_every_family_validates_alike(family, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        FAMILIES[family](**kwargs)
+
+
+@pytest.mark.parametrize("width", [float("inf"), float("nan"), True])
+def test_width_must_be_finite(width):
+    for builder in (GhostNet, ghostnet_keras.GGhostNet):
+        with pytest.raises(ValueError, match=rf"Received: width={width}$"):
+            builder(width=width)
+
+
+def test_create_model_names_unknown_arguments():
+    with pytest.raises(ValueError) as err:
+        ghostnet_keras.create_model("ghostnet_050", clases=10, widht=0.5)
+    message = str(err.value)
+    assert "'clases', 'widht'" in message
+    assert "it takes: include_top, weights," in message and "name" in message
+    assert message.endswith("Received: clases=10, widht=0.5")
+
+
+def test_decode_predictions_top_must_be_positive():
+    preds = np.zeros((1, 1000), "float32")
+    for top in (-1, 0, 1001, 2.5):
+        with pytest.raises(ValueError, match=rf"Received: top={top}$"):
+            ghostnet_keras.decode_predictions(preds, top=top)
+    assert len(ghostnet_keras.decode_predictions(preds, top=1000)[0]) == 1000
+
+
+def test_weights_that_is_a_directory(tmp_path):
+    with pytest.raises(ValueError, match=r"is a directory.*Received: weights="):
+        GhostNet100(weights=str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def ghostnet_050_weights(tmp_path_factory):
+    """A real `.weights.h5` of C-GhostNet-0.5x (10 classes)."""
+    path = tmp_path_factory.mktemp("weights") / "ghostnet_050.weights.h5"
+    ghostnet_keras.GhostNet050(classes=10, input_shape=(32, 32, 3)).save_weights(path)
+    return path
+
+
+def test_truncated_weights_file_is_named(ghostnet_050_weights, tmp_path):
+    truncated = tmp_path / "truncated.weights.h5"
+    truncated.write_bytes(ghostnet_050_weights.read_bytes()[:200_000])
+    with pytest.raises(ValueError) as err:
+        GhostNet(width=0.5, classes=10, weights=truncated)
+    message = str(err.value)
+    assert "`weights` file cannot be read" in message and "truncated" in message
+    assert message.endswith(f"Received: weights={str(truncated)!r}")
+
+
+def test_weights_of_another_width_give_one_clear_error(ghostnet_050_weights, recwarn):
+    with pytest.raises(ValueError) as err:
+        GhostNet(width=1.0, weights=ghostnet_050_weights, input_shape=(32, 32, 3))
+    message = str(err.value)
+    assert len(recwarn) == 0  # no flood of UserWarnings
+    assert "does not fit model 'ghostnet_100'" in message
+    # The first mismatching layer, with both shapes; no tensor values.
+    assert "first: stem_conv (model (3, 3, 3, 16), file (3, 3, 3, 8))" in message
+    assert "The file fits ghostnet_050 (up to the number of classes)" in message
+    assert "value=" not in message and len(message) < 1000
+    assert message.endswith(f"Received: weights={str(ghostnet_050_weights)!r}")
+
+
+def test_weights_with_other_classes_name_the_classifier(ghostnet_050_weights):
+    with pytest.raises(
+        ValueError,
+        match=r"1 of its \d+ layers with weights differ, first: "
+        r"classifier \(model \(1280, 1000\), \(1000,\), file \(1280, 10\), "
+        r"\(10,\)\)",
+    ):
+        ghostnet_keras.GhostNet050(weights=ghostnet_050_weights, input_shape=(32, 32, 3))
+    # The right model loads the file.
+    model = ghostnet_keras.GhostNet050(classes=10, weights=ghostnet_050_weights)
+    assert model.get_layer("classifier").units == 10
