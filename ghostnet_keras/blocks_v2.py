@@ -223,7 +223,6 @@ def ghost_bottleneck_v2(
     """
     if version not in (2, 3):
         raise ValueError(f"`version` must be 2 or 3. Received: version={version!r}")
-    in_filters = x.shape[-1]
     shortcut = x
     if version == 2:
         ghost1 = ghost_module_v2 if attention else blocks.ghost_module
@@ -246,12 +245,4 @@ def ghost_bottleneck_v2(
         x = blocks.ghost_module(x, out_filters, relu=False, name=f"{name}_ghost2")
     else:
         x = ghost_module_v3(x, out_filters, relu=False, name=f"{name}_ghost2")
-    if in_filters != out_filters or strides > 1:
-        shortcut = blocks.depthwise_conv(
-            shortcut, kernel_size, strides, name=f"{name}_shortcut_dw_conv"
-        )
-        shortcut = blocks.batch_norm(shortcut, f"{name}_shortcut_dw_bn")
-        shortcut = blocks.conv_bn(
-            shortcut, out_filters, 1, activation=False, name=f"{name}_shortcut_pw"
-        )
-    return layers.Add(name=f"{name}_add")([x, shortcut])
+    return blocks.ghost_shortcut_add(x, shortcut, kernel_size, strides, name)
