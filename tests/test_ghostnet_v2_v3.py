@@ -71,6 +71,13 @@ def test_builders_registry_and_names():
     names = {layer.name for layer in model.layers}
     assert "blocks_1_0_ghost1_short_conv" not in names
     assert "blocks_2_0_ghost1_short_conv" in names
+    # Detection features at strides 4-32: the same stage ends as C-GhostNet's.
+    assert ghostnet_keras.feature_layer_names(model) == [
+        "blocks_2_0_add",
+        "blocks_4_0_add",
+        "blocks_6_4_add",
+        "blocks_9_relu",
+    ]
     with pytest.raises(ValueError, match=r"at least 33x33. Received: input_shape=\(32, 32, 3\)"):
         ghostnet_keras.GhostNetV2(input_shape=(32, 32, 3))
 
