@@ -434,8 +434,8 @@ def _variants_like(model_name):
 
 ARGS_DOC = """
 With `include_preprocessing=True` (the default) the model takes RGB images with
-values in [0, 255] and normalises them in the graph ({normalisation}). With
-`include_preprocessing=False`, apply `{preprocess_input}` first.
+values in [0, 255] and normalises them in the graph with the {normalisation}.
+With `include_preprocessing=False`, apply `{preprocess_input}` first.
 
 Args:
     include_top: whether to include the {top}.
