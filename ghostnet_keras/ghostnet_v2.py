@@ -21,6 +21,7 @@ Choices where the paper is silent (the official code decides, timm follows it):
 """
 
 import functools
+import textwrap
 
 from ghostnet_keras import blocks, blocks_v2, skeleton
 from ghostnet_keras.ghostnet import GHOSTNET_STAGES, HEAD_FILTERS, LAST_FILTERS, STEM_FILTERS
@@ -38,6 +39,15 @@ Reference:
 
 {description}
 """
+
+
+def summary(title, reference, description):
+    """The first part of a builder's docstring, the description wrapped at 80 columns."""
+    return SUMMARY.format(
+        title=title,
+        reference=reference,
+        description=textwrap.fill(description, 80, break_on_hyphens=False),
+    )
 
 
 def _body(x, width, version):
@@ -100,7 +110,7 @@ def variant(family, version, width, summary):
 
 
 def _summary(width, params, macs):
-    return SUMMARY.format(
+    return summary(
         title=f"GhostNetV2-{width}x",
         reference="[GhostNetV2: Enhance Cheap Operation with Long-Range Attention]("
         "https://arxiv.org/abs/2211.12905) (NeurIPS 2022)",

@@ -36,7 +36,7 @@ def GhostNetV3(width=1.0, *application):
 
 
 def _summary(width, params, deployed, macs):
-    return ghostnet_v2.SUMMARY.format(
+    return ghostnet_v2.summary(
         title=f"GhostNetV3-{width}x (training form)",
         reference="[GhostNetV3: Exploring the Training Strategies for Compact Models]("
         "https://arxiv.org/abs/2404.11202) (2024)",
