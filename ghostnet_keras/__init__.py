@@ -5,6 +5,15 @@ from ghostnet_keras.features import feature_extractor, feature_layer_names
 from ghostnet_keras.g_ghostnet import GGhostNet, GGhostNet050, GGhostNet100, GGhostNet130
 from ghostnet_keras.ghostify import GhostifyReport, ghostify
 from ghostnet_keras.ghostnet import GhostNet, GhostNet050, GhostNet100, GhostNet130
+from ghostnet_keras.ghostnet_v2 import GhostNet100V2, GhostNet130V2, GhostNet160V2, GhostNetV2
+from ghostnet_keras.ghostnet_v3 import (
+    GhostNet050V3,
+    GhostNet100V3,
+    GhostNet130V3,
+    GhostNet160V3,
+    GhostNetV3,
+    reparameterize,
+)
 from ghostnet_keras.imagenet import decode_predictions, preprocess_input
 from ghostnet_keras.profiler import profile
 from ghostnet_keras.registry import create_model, list_models
@@ -59,6 +68,15 @@ __all__ = [
     "GhostNet050",
     "GhostNet100",
     "GhostNet130",
+    "GhostNetV2",
+    "GhostNet100V2",
+    "GhostNet130V2",
+    "GhostNet160V2",
+    "GhostNetV3",
+    "GhostNet050V3",
+    "GhostNet100V3",
+    "GhostNet130V3",
+    "GhostNet160V3",
     "GhostifyReport",
     "blocks",
     "create_model",
@@ -70,5 +88,6 @@ __all__ = [
     "list_models",
     "preprocess_input",
     "profile",
+    "reparameterize",
     "vgg16_cifar",
 ]

@@ -278,7 +278,6 @@ def ghost_bottleneck(
     Layers: ``{name}_ghost1_*``, ``{name}_dw_conv``, ``{name}_dw_bn``,
     ``{name}_se_*``, ``{name}_ghost2_*``, ``{name}_shortcut_*``, ``{name}_add``.
     """
-    in_filters = x.shape[-1]
     shortcut = x
     x = ghost_module(x, mid_filters, ratio=ratio, dw_size=dw_size, relu=True, name=f"{name}_ghost1")
     if strides > 1:
@@ -293,7 +292,17 @@ def ghost_bottleneck(
     x = ghost_module(
         x, out_filters, ratio=ratio, dw_size=dw_size, relu=False, name=f"{name}_ghost2"
     )
-    if in_filters != out_filters or strides > 1:
+    return ghost_shortcut_add(x, shortcut, kernel_size, strides, name)
+
+
+def ghost_shortcut_add(x, shortcut, kernel_size, strides, name):
+    """Adds a Ghost bottleneck's shortcut to its output ``x`` (``{name}_add``).
+
+    The identity when ``shortcut`` has ``x``'s shape, else depthwise ``kernel_size`` conv
+    (stride ``strides``) + BN + 1x1 conv + BN (``{name}_shortcut_*``), no activations.
+    """
+    out_filters = x.shape[-1]
+    if shortcut.shape[-1] != out_filters or strides > 1:
         shortcut = depthwise_conv(shortcut, kernel_size, strides, name=f"{name}_shortcut_dw_conv")
         shortcut = batch_norm(shortcut, f"{name}_shortcut_dw_bn")
         shortcut = conv_bn(shortcut, out_filters, 1, activation=False, name=f"{name}_shortcut_pw")

@@ -85,6 +85,7 @@ class Architecture:
             ``classes`` must be given).
         variant: the variant of the network built, for a family with a ``variant``
             argument (its ``None`` picks the one the ImageNet weights need, see :func:`family`).
+        min_size: the smallest input height and width (GhostNetV2's attention: 33).
     """
 
     model_name: str
@@ -96,6 +97,7 @@ class Architecture:
     default_size: int = 224
     default_classes: int | None = None
     variant: str | None = None
+    min_size: int = MIN_INPUT_SIZE
 
 
 def width_name(prefix, width):
@@ -326,7 +328,12 @@ def build(architecture, *, name, **args):
     arch = architecture
     if args["classes"] is None and arch.default_classes is not None:
         args["classes"] = arch.default_classes
-    shape = check_args(**args, model_name=arch.model_name, default_size=arch.default_size)
+    shape = check_args(
+        **args,
+        model_name=arch.model_name,
+        default_size=arch.default_size,
+        min_size=arch.min_size,
+    )
     inputs, x = make_input(args["input_tensor"], shape)
     if args["include_preprocessing"]:
         x = (arch.preprocessing or imagenet_preprocessing)(x)
@@ -493,7 +500,7 @@ Args:
     input_tensor: optional Keras tensor (output of `keras.Input()`) to use as
         image input for the model.
     input_shape: optional shape tuple `(height, width, channels)`; height and
-        width at least 32. Defaults to `({size}, {size}, 3)` with the top and to
+        width at least {min_size}. Defaults to `({size}, {size}, 3)` with the top and to
         `(None, None, 3)` without it.
     pooling: optional pooling mode for feature extraction when `include_top`
         is `False`: `None` (the 4D output of the last conv), `"avg"` or `"max"`.
@@ -529,10 +536,12 @@ def args_doc(
     preprocess_input="ghostnet_keras.preprocess_input",
     extra="",
     name="the registry name",
+    min_size=MIN_INPUT_SIZE,
 ):
     """The Args section of a builder's docstring, the same for every model."""
     return ARGS_DOC.format(
         size=size,
+        min_size=min_size,
         classes=classes,
         dropout_rate=dropout_rate,
         weights=WEIGHTS_IMAGENET if imagenet else WEIGHTS_NONE,
