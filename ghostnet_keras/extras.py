@@ -31,6 +31,5 @@ def require(module, extra, purpose=None):
             raise ValueError(f"Unknown extra. Received: extra={extra!r}") from err
         need = f" for {purpose}" if purpose else ""
         raise MissingExtraError(
-            f"{module} is not installed; it is needed{need}. Install it with: "
-            f"{install_hint(extra)}"
+            f"{module} is not installed; it is needed{need}. Install it with: {install_hint(extra)}"
         ) from err

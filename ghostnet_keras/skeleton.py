@@ -39,6 +39,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from ghostnet_keras import weights_file
 from ghostnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
 from ghostnet_keras.registry import register_model
 
@@ -135,9 +136,11 @@ def check_weights(weights, model_name):
         from ghostnet_keras import pretrained  # lazily: it reads weights, builds nothing here
 
         pretrained.check_available(model_name)
-    elif weights is not None and not os.path.isfile(weights):
-        what = "is a directory, not a file" if os.path.isdir(weights) else "does not exist"
-        raise ValueError(f"The `weights` file {what}. Received: weights={os.fspath(weights)!r}")
+    elif weights is not None:
+        if not os.path.isfile(weights):
+            what = "is a directory, not a file" if os.path.isdir(weights) else "does not exist"
+            raise ValueError(f"The `weights` file {what}. Received: weights={os.fspath(weights)!r}")
+        weights_file.check_readable(weights)  # a truncated file fails before the build
 
 
 def check_args(
@@ -307,8 +310,6 @@ def load_weights(model, weights, model_name, include_top):
 
         pretrained.load_imagenet_weights(model, model_name, include_top=include_top)
         return
-    from ghostnet_keras import weights_file
-
     weights_file.load(
         model, weights, candidates=_variants_like(model_name), include_top=include_top
     )
@@ -483,8 +484,8 @@ def _variants_like(model_name):
 
 ARGS_DOC = """
 With `include_preprocessing=True` (the default) the model takes RGB images with
-values in [0, 255] and normalises them in the graph ({normalisation}). With
-`include_preprocessing=False`, apply `{preprocess_input}` first.
+values in [0, 255] and normalises them in the graph with the {normalisation}.
+With `include_preprocessing=False`, apply `{preprocess_input}` first.
 
 Args:
     include_top: whether to include the {top}.

@@ -104,8 +104,8 @@ _CIFAR_ARGS = {
     "classes": 10,
     "dropout_rate": 0.5,
     "top": "512-wide FC layer and the classifier",
-    "normalisation": f"CIFAR-10 training-set mean {CIFAR10_MEAN} and standard deviation "
-    f"{CIFAR10_STD}, per channel, on [0, 1] images: layer `preprocessing`",
+    "normalisation": f"CIFAR-10 training-set mean\n{CIFAR10_MEAN} and standard deviation "
+    f"{CIFAR10_STD} (per channel, on [0, 1]\nimages; layer `preprocessing`)",
     "preprocess_input": "ghostnet_keras.vgg.preprocess_input(x)",
 }
 vgg16_cifar.__doc__ += skeleton.args_doc(**_CIFAR_ARGS, name="`vgg16_cifar`")

@@ -101,11 +101,13 @@ def _likely_models(model, in_file, candidates, include_top):
     channels = model.input_shape[-1] if isinstance(model.input_shape, tuple) else 3
     found = []
     for name in candidates:
+        if name == model.name:
+            continue  # the model itself: the file does not fit it
         try:
             candidate = registry.create_model(
                 name,
                 include_top=include_top,
-                input_shape=(None, None, channels) if not include_top else (64, 64, channels),
+                input_shape=(32, 32, channels),
                 include_preprocessing=False,
             )
         except ValueError:
@@ -115,19 +117,31 @@ def _likely_models(model, in_file, candidates, include_top):
     return found
 
 
-def check_file(model, path, candidates=(), include_top=True):
-    """Raises a ``ValueError`` naming ``weights`` unless the file at ``path`` can be read and
-    (for a ``.weights.h5`` file) holds weights of the shapes of ``model``'s layers."""
+def open_file(path):
+    """The open HDF5 file at ``path``; a ``ValueError`` naming ``weights`` if it cannot be
+    read (truncated, damaged, not HDF5). Checked before a model is built."""
     import h5py
 
     try:
-        h5 = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as err:
         raise ValueError(
             "The `weights` file cannot be read; it is truncated, damaged or not an HDF5 "
             f"weights file ({_first_line(err)}). {_received(path)}"
         ) from None
-    with h5:
+
+
+def check_readable(path):
+    """Raises the ``ValueError`` of :func:`open_file` for an unreadable ``.h5`` file."""
+    path = os.fspath(path)
+    if path.endswith(".h5"):
+        open_file(path).close()
+
+
+def check_file(model, path, candidates=(), include_top=True):
+    """Raises a ``ValueError`` naming ``weights`` unless the file at ``path`` can be read and
+    (for a ``.weights.h5`` file) holds weights of the shapes of ``model``'s layers."""
+    with open_file(path) as h5:
         in_file = file_layout(h5) if path.endswith(".weights.h5") else None
     layout = expected_layout(model)
     if layout is None or in_file is None:  # nested layers, or a legacy Keras 2 ``.h5``

@@ -15,23 +15,40 @@ EXACT = {
 }
 
 
+@pytest.fixture(scope="module")
+def registry_models():
+    """The three registry C-GhostNets, built once with their defaults."""
+    return {name: ghostnet_keras.create_model(name) for name in sorted(EXACT)}
+
+
+@pytest.fixture(scope="module")
+def ghostnet_050_64():
+    """C-GhostNet-0.5x at 64x64 with 7 classes and logits, for the save/load/export tests
+    (which do not change it)."""
+    return ghostnet_keras.GhostNet050(
+        input_shape=(64, 64, 3), classes=7, classifier_activation=None
+    )
+
+
 @pytest.mark.parametrize("name", sorted(EXACT))
-def test_exact_params_and_macs(name):
-    stats = profile(ghostnet_keras.create_model(name), input_shape=224)
+def test_exact_params_and_macs(name, registry_models):
+    stats = profile(registry_models[name], input_shape=224)
     assert (stats["params"], stats["macs"]) == EXACT[name]
 
 
-def test_builders_match_registry():
+def test_builders_match_registry(registry_models):
     for builder, name in [
         (ghostnet_keras.GhostNet050, "ghostnet_050"),
         (ghostnet_keras.GhostNet100, "ghostnet_100"),
         (ghostnet_keras.GhostNet130, "ghostnet_130"),
     ]:
-        model = builder()
+        assert ghostnet_keras.registry.get_builder(name) is builder
+        assert builder.__name__ == builder.__qualname__ == f"GhostNet{name[-3:]}"
+        model = registry_models[name]
         assert model.name == name
         assert profile(model)["params"] == EXACT[name][0]
     assert ghostnet_keras.GhostNet(width=1.0).count_params() == (
-        ghostnet_keras.GhostNet100().count_params()
+        registry_models["ghostnet_100"].count_params()
     )
 
 
@@ -157,12 +174,12 @@ def test_feature_extractor_rejects_what_it_cannot_cut():
         ghostnet_keras.feature_extractor(unbuilt)
 
 
-def test_preprocessing_in_graph_equals_preprocess_input():
+def test_preprocessing_in_graph_equals_preprocess_input(ghostnet_050_64):
     rng = np.random.default_rng(1)
     images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    with_pre = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classifier_activation=None)
+    with_pre = ghostnet_050_64
     without = ghostnet_keras.GhostNet050(
-        input_shape=(64, 64, 3), include_preprocessing=False, classifier_activation=None
+        input_shape=(64, 64, 3), include_preprocessing=False, classifier_activation=None, classes=7
     )
     without.set_weights(with_pre.get_weights())
     np.testing.assert_allclose(
@@ -178,10 +195,8 @@ def test_preprocessing_in_graph_equals_preprocess_input():
     )
 
 
-def test_keras_save_load_safe_mode(tmp_path):
-    import keras
-
-    model = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classes=7)
+def test_keras_save_load_safe_mode(tmp_path, ghostnet_050_64):
+    model = ghostnet_050_64
     x = np.random.default_rng(2).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     path = tmp_path / "ghostnet.keras"
     model.save(path)
@@ -190,19 +205,19 @@ def test_keras_save_load_safe_mode(tmp_path):
     assert [w.name for w in loaded.weights] == [w.name for w in model.weights]
 
 
-def test_weights_file_round_trip(tmp_path):
-    model = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classes=5)
+def test_weights_file_round_trip(tmp_path, ghostnet_050_64):
+    model = ghostnet_050_64
     path = tmp_path / "g.weights.h5"
     model.save_weights(path)
-    again = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classes=5, weights=str(path))
+    again = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classes=7, weights=str(path))
     for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_export_saved_model(tmp_path):
+def test_export_saved_model(tmp_path, ghostnet_050_64):
     import tensorflow as tf
 
-    model = ghostnet_keras.GhostNet050(input_shape=(64, 64, 3), classes=4)
+    model = ghostnet_050_64
     model.export(str(tmp_path / "saved"), verbose=False)
     x = np.random.default_rng(3).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     loaded = tf.saved_model.load(str(tmp_path / "saved"))  # keep a reference: it owns the variables
@@ -211,8 +226,6 @@ def test_export_saved_model(tmp_path):
 
 
 def test_one_training_step_changes_weights_and_bn_statistics():
-    import keras
-
     keras.utils.set_random_seed(0)
     model = ghostnet_keras.GhostNet050(input_shape=(32, 32, 3), classes=10)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
