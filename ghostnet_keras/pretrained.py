@@ -6,7 +6,7 @@ the weights need), registered with the model next to its builder
 (``register_model(name, pretrained=entry)``, e.g. ``ghostnet_keras.regnet.PRETRAINED``).
 The published weights are PyTorch or PaddlePaddle checkpoints; the first
 ``weights="imagenet"`` downloads one with ``keras.utils.get_file``, checks it (SHA-256 where
-one is known, its structure always), converts it with :mod:`ghostnet_keras.convert_weights`
+one is known, its structure always), converts it with :mod:`ghostnet_keras.converters.convert`
 (PyTorch checkpoints need the ``convert`` extra; PaddlePaddle ones need nothing) and caches
 the Keras weights next to it, so that later loads need nothing but Keras.
 
@@ -303,7 +303,7 @@ convert_imagenet_weights = weights_file
 def _convert(model_name, target):
     entry = check_available(model_name)
     checkpoint = fetch_checkpoint(model_name)
-    from ghostnet_keras import convert_weights
+    from ghostnet_keras.converters import convert
 
     if not entry.expected_hashes:
         _print(
@@ -312,7 +312,7 @@ def _convert(model_name, target):
         )
     _print(f"Converting {checkpoint} to Keras weights (once): {target}")
     try:
-        return convert_weights.convert_checkpoint(
+        return convert.convert_checkpoint(
             checkpoint, model_name.split(".")[0], target, converter=entry.converter
         )
     except ValueError:  # truncated, corrupt or not this model: fetch it afresh next time
@@ -324,7 +324,7 @@ def _convert(model_name, target):
 def imagenet_model(model_name):
     """The full model (with the top) holding the ImageNet weights of ``model_name``."""
     entry = check_available(model_name)
-    from ghostnet_keras.convert_weights import build_model
+    from ghostnet_keras.converters.convert import build_model
 
     target = converted_path(model_name)
     if os.path.exists(target):

@@ -1,11 +1,13 @@
 """Every bad argument raises a ValueError naming it and ending with `Received: ...`."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
 
 import ghostnet_keras
-from ghostnet_keras import GhostNet, GhostNet100
+from ghostnet_keras import GhostNet, GhostNet100, regnet
 
 CASES = [
     # (kwargs, the pattern the message must end with)
@@ -38,8 +40,8 @@ CASES = [
         dict(input_tensor=keras.Input((64, 64, 3)), input_shape=(128, 128, 3)),
         r"Received: input_shape=\(128, 128, 3\)$",
     ),
-    # Width 0.5 has no published ImageNet weights: the error names the models that do.
-    (dict(width=0.5, weights="imagenet"), r"Received: weights='imagenet'$"),
+    # Width 0.75 has no published ImageNet weights: the error names the models that do.
+    (dict(width=0.75, weights="imagenet"), r"Received: weights='imagenet'$"),
 ]
 
 
@@ -116,11 +118,12 @@ def test_decode_predictions_validation():
 
 # One builder of each family (the fixed builders and the family functions go through the
 # same skeleton).
+# One model without published ImageNet weights per family (those with weights: test_pretrained).
 FAMILIES = {
-    "ghostnet": ghostnet_keras.GhostNet050,
+    "ghostnet": functools.partial(GhostNet, width=0.75),
     "g_ghostnet": ghostnet_keras.GGhostNet050,
     "resnet": ghostnet_keras.ResNet56,
-    "regnet": ghostnet_keras.RegNetX032,
+    "regnet": functools.partial(regnet.regnetx, ((1, 1, 1, 1), (32, 64, 96, 128), 16)),
     "vgg": ghostnet_keras.vgg16_cifar,
 }
 EVERY_FAMILY_CASES = [
