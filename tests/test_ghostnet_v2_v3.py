@@ -219,34 +219,52 @@ def test_keras_safe_mode_round_trip(version, tmp_path, parity_images):
 SE_GATE_OPS = {"MINIMUM": 7, "RELU": 7}
 
 
-# Two conversions of a 6M-parameter graph each (40-60 s on a busy 2-core machine): the
-# deployed GhostNetV3 (DFC gates and folded convs) by default, GhostNetV2 with -m slow.
-@pytest.mark.parametrize("which", [pytest.param("v2", marks=pytest.mark.slow), "v3_deployed"])
+# Two conversions of a 6M-parameter graph each (40-60 s on a busy 2-core machine): a
+# GhostNetV3 (DFC gates and folded convs) by default, GhostNetV2 with -m slow. The GhostNetV3
+# goes in in its training form: tflite.convert exports the deployment form by default.
+@pytest.mark.parametrize("which", [pytest.param("v2", marks=pytest.mark.slow), "v3"])
 def test_tflite_float32_and_int8_in_xnnpack(which, request, parity_images, imagenette_dir):
     pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter is needed")
-    from tflite import benchmark, convert, evaluate
+    from tflite import convert, evaluate, latency
+    from tflite import flatbuffer as fb
 
     from conftest import load_image_folder
 
-    model = request.getfixturevalue("v2")[1] if which == "v2" else request.getfixturevalue("v3")[3]
-    expected = _logits(model, parity_images)
+    if which == "v2":
+        model = reference = request.getfixturevalue("v2")[1]
+    else:
+        _, _, model, reference = request.getfixturevalue("v3")  # training form, deployed
+    expected = _logits(reference, parity_images)
     flatbuffer = convert.convert_model(model)
+    # The deployed graph: one conv op per Keras conv layer of the deployed form (and a
+    # constant depthwise conv per DFC gate's 2x2 average pool).
+    ops = fb.op_census(flatbuffer)
+    convs = sum(isinstance(layer, keras_conv_types()) for layer in reference.layers)
+    pools = sum(isinstance(layer, blocks_v2.AveragePool2x2) for layer in reference.layers)
+    assert ops["CONV_2D"] + ops["DEPTHWISE_CONV_2D"] + ops["FULLY_CONNECTED"] == convs + pools
     float_diff = np.abs(evaluate.TFLiteClassifier(flatbuffer).predict(parity_images) - expected)
     assert float_diff.max() <= 1e-4 * max(1.0, np.abs(expected).max())
-    assert benchmark.delegation(flatbuffer)["not_delegated"] == {}
+    assert latency.delegation(flatbuffer)["not_delegated"] == {}
 
     calibration, _ = load_image_folder(imagenette_dir / "train", 2, size=PARITY_SIZE)
     quantized = convert.convert_model(model, quantize="int8", representative_images=calibration)
-    ops = convert.list_ops(quantized)
+    ops = fb.op_names(quantized)
     assert "AVERAGE_POOL_2D" not in ops and "LOGISTIC" in ops
-    assert benchmark.delegation(quantized)["not_delegated"] == SE_GATE_OPS
+    assert latency.delegation(quantized)["not_delegated"] == SE_GATE_OPS
     got = evaluate.TFLiteClassifier(quantized).predict(parity_images)
     corr = np.corrcoef(got.ravel(), expected.ravel())[0, 1]
     print(
         f"MEASURED {which} {PARITY_SIZE}px: float32 max|diff| {float_diff.max():.3g}, "
-        f"int8 correlation {corr:.3f}"
+        f"int8 correlation {corr:.3f}, float32 ops {sum(fb.op_census(flatbuffer).values())}"
     )
     assert corr > 0.9
+
+
+def keras_conv_types():
+    """The Keras layers a TFLite conv or fully-connected op comes from."""
+    import keras
+
+    return (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
 def test_torch_prefix_names_every_v3_part():
