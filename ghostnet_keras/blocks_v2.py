@@ -13,7 +13,7 @@
 Layer names mirror the module paths of timm's ``GhostModuleV2`` / ``GhostModuleV3``
 / ``GhostBottleneckV3`` (``short_conv.2`` -> ``{name}_short_hconv``,
 ``primary_rpr_conv.1.bn1`` -> ``{name}_primary_rpr_conv_1_bn``); the mapping is
-:func:`ghostnet_keras.convert_v2v3.torch_prefix`.
+:func:`ghostnet_keras.converters.ghostnet_v2v3.torch_prefix`.
 """
 
 import math

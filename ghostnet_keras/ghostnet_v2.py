@@ -11,7 +11,7 @@ and timm) multiplied by a DFC attention gate (:func:`ghostnet_keras.blocks_v2.gh
 
 Layer names follow the module paths of timm's ``ghostnetv2_*`` (and the official code's):
 ``blocks.3.0.ghost1.short_conv.2`` becomes ``blocks_3_0_ghost1_short_hconv``
-(:mod:`ghostnet_keras.convert_v2v3` maps them), so checkpoints map one to one.
+(:mod:`ghostnet_keras.converters.ghostnet_v2v3` maps them), so checkpoints map one to one.
 
 Choices where the paper is silent (the official code decides, timm follows it):
 - the gate is the logistic sigmoid, not the hard sigmoid of the SE blocks;
@@ -25,12 +25,36 @@ import textwrap
 
 from ghostnet_keras import blocks, blocks_v2, skeleton
 from ghostnet_keras.ghostnet import GHOSTNET_STAGES, HEAD_FILTERS, LAST_FILTERS, STEM_FILTERS
-from ghostnet_keras.pretrained import PRETRAINED
+from ghostnet_keras.pretrained import PretrainedWeights
 
 # Bottlenecks (counted over all stages) before the first one with DFC attention.
 PLAIN_BLOCKS = 2
 # The last stage (stride 32) must be >= 2x2 for the DFC gate's 2x2 average pool.
 MIN_INPUT_SIZE = 33
+
+# Published ImageNet weights: the official releases (huawei-noah/Efficient-AI-Backbones),
+# whose URLs timm's configs name; timm's `*.in1k` files hold the same tensors. Top-1 as
+# the authors report (GhostNetV2 paper Table 2; GhostNetV3 paper). No digest is published.
+_RELEASES = "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download"
+
+
+def _official(file_name, top1):
+    return PretrainedWeights(
+        f"{_RELEASES}/{file_name}",
+        top1=top1,
+        converter="ghostnet_v2v3",
+        source="official release (huawei-noah/Efficient-AI-Backbones)",
+    )
+
+
+PRETRAINED = {
+    "ghostnetv2_100": _official("GhostNetV2/ck_ghostnetv2_10.pth.tar", 75.3),
+    "ghostnetv2_130": _official("GhostNetV2/ck_ghostnetv2_13.pth.tar", 76.9),
+    "ghostnetv2_160": _official("GhostNetV2/ck_ghostnetv2_16.pth.tar", 77.8),
+    # The training form; the file also holds EMA weights (`state_dict_ema`), the converter
+    # reads `state_dict` as timm does (docs/pretrained-weights.md).
+    "ghostnetv3_100": _official("GhostNetV3/ghostnetv3-1.0.pth.tar", 77.1),
+}
 
 SUMMARY = """Instantiates the {title} architecture.
 

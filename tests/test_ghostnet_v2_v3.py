@@ -1,6 +1,8 @@
 """GhostNetV2 and GhostNetV3: exact sizes, timm parity (both V3 forms), re-parameterisation,
 the DFC gate's upsampling, `.keras` round trips, TFLite float32/int8 all in XNNPACK."""
 
+import os
+
 import numpy as np
 import pytest
 from torch_reference import (
@@ -12,7 +14,9 @@ from torch_reference import (
 )
 
 import ghostnet_keras
-from ghostnet_keras import blocks_v2, convert_v2v3, profile
+from ghostnet_keras import blocks_v2, convert_weights, converters, profile
+from ghostnet_keras.converters import ghostnet_v2v3
+from ghostnet_keras.converters.core import convert_state_dict
 
 # timm 1.0 parameter counts (the V3 deployed form: after timm's reparameterize_model).
 EXACT = {
@@ -124,7 +128,7 @@ def _convert(name, state_dict, model=None):
         name, input_shape=(PARITY_SIZE, PARITY_SIZE, 3), classifier_activation=None
     )
     state = {k: v.numpy() for k, v in state_dict.items()}
-    n = convert_v2v3.convert_state_dict(state, model, name)
+    n = convert_state_dict(state, model, ghostnet_v2v3.MAPPING, name)
     assert n == sum(1 for k in state if not k.endswith("num_batches_tracked"))
     return model
 
@@ -215,38 +219,56 @@ def test_keras_safe_mode_round_trip(version, tmp_path, parity_images):
 SE_GATE_OPS = {"MINIMUM": 7, "RELU": 7}
 
 
-# Two conversions of a 6M-parameter graph each (40-60 s on a busy 2-core machine): the
-# deployed GhostNetV3 (DFC gates and folded convs) by default, GhostNetV2 with -m slow.
-@pytest.mark.parametrize("which", [pytest.param("v2", marks=pytest.mark.slow), "v3_deployed"])
+# Two conversions of a 6M-parameter graph each (40-60 s on a busy 2-core machine): a
+# GhostNetV3 (DFC gates and folded convs) by default, GhostNetV2 with -m slow. The GhostNetV3
+# goes in in its training form: tflite.convert exports the deployment form by default.
+@pytest.mark.parametrize("which", [pytest.param("v2", marks=pytest.mark.slow), "v3"])
 def test_tflite_float32_and_int8_in_xnnpack(which, request, parity_images, imagenette_dir):
     pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter is needed")
-    from tflite import benchmark, convert, evaluate
+    from tflite import convert, evaluate, latency
+    from tflite import flatbuffer as fb
 
     from conftest import load_image_folder
 
-    model = request.getfixturevalue("v2")[1] if which == "v2" else request.getfixturevalue("v3")[3]
-    expected = _logits(model, parity_images)
+    if which == "v2":
+        model = reference = request.getfixturevalue("v2")[1]
+    else:
+        _, _, model, reference = request.getfixturevalue("v3")  # training form, deployed
+    expected = _logits(reference, parity_images)
     flatbuffer = convert.convert_model(model)
+    # The deployed graph: one conv op per Keras conv layer of the deployed form (and a
+    # constant depthwise conv per DFC gate's 2x2 average pool).
+    ops = fb.op_census(flatbuffer)
+    convs = sum(isinstance(layer, keras_conv_types()) for layer in reference.layers)
+    pools = sum(isinstance(layer, blocks_v2.AveragePool2x2) for layer in reference.layers)
+    assert ops["CONV_2D"] + ops["DEPTHWISE_CONV_2D"] + ops["FULLY_CONNECTED"] == convs + pools
     float_diff = np.abs(evaluate.TFLiteClassifier(flatbuffer).predict(parity_images) - expected)
     assert float_diff.max() <= 1e-4 * max(1.0, np.abs(expected).max())
-    assert benchmark.delegation(flatbuffer)["not_delegated"] == {}
+    assert latency.delegation(flatbuffer)["not_delegated"] == {}
 
     calibration, _ = load_image_folder(imagenette_dir / "train", 2, size=PARITY_SIZE)
     quantized = convert.convert_model(model, quantize="int8", representative_images=calibration)
-    ops = convert.list_ops(quantized)
+    ops = fb.op_names(quantized)
     assert "AVERAGE_POOL_2D" not in ops and "LOGISTIC" in ops
-    assert benchmark.delegation(quantized)["not_delegated"] == SE_GATE_OPS
+    assert latency.delegation(quantized)["not_delegated"] == SE_GATE_OPS
     got = evaluate.TFLiteClassifier(quantized).predict(parity_images)
     corr = np.corrcoef(got.ravel(), expected.ravel())[0, 1]
     print(
         f"MEASURED {which} {PARITY_SIZE}px: float32 max|diff| {float_diff.max():.3g}, "
-        f"int8 correlation {corr:.3f}"
+        f"int8 correlation {corr:.3f}, float32 ops {sum(fb.op_census(flatbuffer).values())}"
     )
     assert corr > 0.9
 
 
+def keras_conv_types():
+    """The Keras layers a TFLite conv or fully-connected op comes from."""
+    import keras
+
+    return (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+
+
 def test_torch_prefix_names_every_v3_part():
-    tp = convert_v2v3.torch_prefix
+    tp = ghostnet_v2v3.torch_prefix
     assert tp("blocks_3_0_ghost1_short_hconv") == "blocks.3.0.ghost1.short_conv.2"
     assert tp("blocks_3_0_ghost1_short_vbn") == "blocks.3.0.ghost1.short_conv.5"
     assert tp("blocks_3_0_ghost1_primary_rpr_conv_1_bn") == (
@@ -268,10 +290,78 @@ def test_official_checkpoint_keys_are_normalized():
         "total_ops": 4,
         "blocks.3.0.total_params": 5,
     }
-    assert convert_v2v3.normalize_state_dict(official) == {
+    assert ghostnet_v2v3.normalize_state_dict(official) == {
         "blocks.2.0.ghost1.primary_rpr_conv.0.bn1.weight": 1,
         "blocks.3.0.dw_rpr_scale.bn1.running_var": 2,
         "blocks.3.0.ghost1.short_conv.1.weight": 3,
     }
-    with pytest.raises(ValueError, match=r"Received: model='ghostnet_100'"):
-        convert_v2v3.build_model("ghostnet_100")
+    assert converters.for_model("ghostnetv3_100", "x.pth.tar") == [ghostnet_v2v3.MAPPING]
+    with pytest.raises(ValueError, match=r"Received: model='ghostnetv4_100'"):
+        convert_weights.build_model("ghostnetv4_100")
+
+
+# weights="imagenet": the official release files, served offline from a file:// origin.
+WEIGHTS_SIZE = 64
+
+
+@pytest.fixture
+def serve_release(tmp_path, monkeypatch):
+    """Serves bytes as the published file of a model from a ``file://`` origin into a
+    temporary Keras cache; returns where the download is cached."""
+    from ghostnet_keras import pretrained
+
+    origin, home = tmp_path / "origin", tmp_path / "keras_home"
+    origin.mkdir()
+    monkeypatch.setenv(pretrained.ORIGIN_ENV, origin.as_uri())
+    monkeypatch.setenv("KERAS_HOME", str(home))
+
+    def serve(name, data):
+        entry = pretrained.get_entry(name)
+        (origin / entry.file_name).write_bytes(data)
+        return home / "models" / entry.file_name
+
+    return serve
+
+
+def _official_release_bytes(reference, tmp_path):
+    """A checkpoint as the official GhostNetV2/V3 releases write it: the training script's
+    dict with ``state_dict`` (and an EMA copy); V3 with the official key names (``bn``,
+    profiler counters)."""
+    torch, _ = import_torch_timm()
+    state = {}
+    for key, value in reference.state_dict().items():
+        if "_rpr_" in key and ".bn1." in key:
+            key = key.replace(".bn1.", ".bn.")
+        state[key] = value
+    if any("_rpr_" in key for key in state):
+        state["blocks.3.0.total_ops"] = torch.zeros(1, dtype=torch.float64)
+    path = tmp_path / "release.pth.tar"
+    torch.save({"epoch": 1, "state_dict": state, "state_dict_ema": state}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["ghostnetv2_100", "ghostnetv3_100"])
+def test_imagenet_weights_offline(name, serve_release, tmp_path, parity_images, request):
+    from ghostnet_keras import pretrained
+
+    entry = pretrained.get_entry(name)
+    assert entry.converter == "ghostnet_v2v3" and entry.expected_hashes == []
+    assert entry.url.startswith("https://github.com/huawei-noah/Efficient-AI-Backbones/")
+    reference = request.getfixturevalue("v2" if name.startswith("ghostnetv2") else "v3")[0]
+    data = _official_release_bytes(reference, tmp_path)
+    # A truncated copy (no digest is published: the structure check) is deleted.
+    cached = serve_release(name, data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        ghostnet_keras.create_model(name, weights="imagenet")
+    assert not cached.exists() and not os.path.exists(pretrained.converted_path(name))
+    serve_release(name, data)
+    images = parity_images[:3, :WEIGHTS_SIZE, :WEIGHTS_SIZE]
+    model = ghostnet_keras.create_model(
+        name,
+        weights="imagenet",
+        input_shape=(WEIGHTS_SIZE, WEIGHTS_SIZE, 3),
+        classifier_activation=None,
+    )
+    assert os.path.exists(pretrained.converted_path(name))
+    diff = assert_parity(torch_outputs(reference, images), _logits(model, images))
+    print(f"MEASURED {name} weights='imagenet' (official release form): max|diff| {diff:.3g}")

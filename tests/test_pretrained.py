@@ -319,6 +319,10 @@ def test_weights_table_and_entries_are_consistent():
         "ghostnet_050",
         "ghostnet_100",
         "ghostnet_130",
+        "ghostnetv2_100",
+        "ghostnetv2_130",
+        "ghostnetv2_160",
+        "ghostnetv3_100",
         "regnetx_032",
         "regnetx_040",
         "regnetx_080",
@@ -336,7 +340,7 @@ def test_weights_table_and_entries_are_consistent():
         mapping = converters.get(entry.converter)
         assert name.split(".")[0] in mapping.models and entry.variant == mapping.variant, name
         assert f"{entry.top1}" in entry.url or not entry.url.startswith(
-            "https://github.com/huawei-noah/Efficient"
+            "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/g_ghost"
         )  # the official G-Ghost file names carry their top-1
 
 

@@ -98,6 +98,7 @@ def convert_model(
     num_calibration=200,
     batch_size=1,
     image_size=None,
+    reparameterize=True,
 ):
     """Converts a Keras 3 model to a TFLite flatbuffer with a fixed batch dimension.
 
@@ -120,6 +121,9 @@ def convert_model(
         num_calibration: how many of them to use.
         batch_size: the fixed batch size of the exported signature (1 for phones).
         image_size: the input size, only for a model built without a fixed one.
+        reparameterize: export the deployment form of a GhostNetV3 training-form model
+            (``ghostnet_keras.reparameterize``: the same outputs, fewer parameters and ops);
+            other models are exported as they are.
 
     Returns:
         The `.tflite` flatbuffer as ``bytes``.
@@ -136,17 +140,19 @@ def convert_model(
         ],
         batch_size=batch_size,
         image_size=image_size,
+        reparameterize=reparameterize,
     )[0]
 
 
-def convert_variants(model, variants, *, batch_size=1, image_size=None):
+def convert_variants(model, variants, *, batch_size=1, image_size=None, reparameterize=True):
     """:func:`convert_model` for several settings of one model, tracing and saving it once.
 
     Args:
         model: as for :func:`convert_model`.
         variants: a list of dicts of :func:`convert_model` arguments (``quantize``, ``io``,
             ``representative_images``, ``num_calibration``), one per `.tflite` to make.
-        batch_size, image_size: as for :func:`convert_model`, the same for every variant.
+        batch_size, image_size, reparameterize: as for :func:`convert_model`, the same for
+            every variant.
 
     Returns:
         A list of flatbuffers (``bytes``), one per variant, in order. Each is the file
@@ -154,6 +160,10 @@ def convert_variants(model, variants, *, batch_size=1, image_size=None):
         input (every one but a float model with ``io="uint8"``) share one SavedModel export.
     """
     variants = [_check_variant(**variant) for variant in variants]
+    if reparameterize:
+        import ghostnet_keras
+
+        model = ghostnet_keras.reparameterize(model)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size=}")
     height, width, channels = model_image_shape(model, image_size)
@@ -346,6 +356,13 @@ def _parse_args(argv):
         action="store_false",
         help="convert the Keras graph as it is, without tflite.optimize's rewrites",
     )
+    add("--reparameterize", dest="reparameterize", action="store_true", default=True)
+    add(
+        "--noreparameterize",
+        dest="reparameterize",
+        action="store_false",
+        help="export a GhostNetV3 in its training form, not the folded deployment form",
+    )
     add("--check", dest="check", action="store_true", default=True, help="compare (default)")
     add("--nocheck", dest="check", action="store_false", help="skip the comparison with Keras")
     add("--check_images", type=int, default=100, help="images of the check (default 100)")
@@ -443,6 +460,10 @@ def run(args):
     if args.image_size is not None and not args.model.endswith(".keras"):
         kwargs["input_shape"] = (args.image_size, args.image_size, 3)
     model = load_model(args.model, weights=args.weights, **kwargs)
+    if args.reparameterize:  # GhostNetV3: the deployment form (other models: unchanged)
+        import ghostnet_keras
+
+        model = ghostnet_keras.reparameterize(model)
     height, width, _ = model_image_shape(model, args.image_size)
     if height != width:
         raise ValueError(f"Only square inputs are supported. Received: input={height}x{width}")

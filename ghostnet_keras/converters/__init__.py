@@ -7,6 +7,8 @@ PyTorch or PaddlePaddle):
 - ``ghostnet``: C-GhostNet of the official PyTorch code and timm (``.pth``/``.safetensors``);
 - ``paddleclas_ghostnet``: PaddleClas's GhostNet (``.pdparams``, the ``paddleclas`` variant);
 - ``g_ghost_regnet``: G-Ghost RegNetX of the official code (huawei-noah/Efficient-AI-Backbones);
+- ``ghostnet_v2v3``: GhostNetV2/V3 of the official code (Efficient-AI-Backbones) and timm,
+  both GhostNetV3 forms (training and re-parameterised);
 - ``torchvision_resnet``, ``torchvision_regnet``: torchvision's ResNet34/50, RegNetX;
 - ``timm_regnet``: timm's RegNetX (pycls weights; RegNetX-4.0GF, which torchvision lacks).
 """
@@ -18,6 +20,7 @@ import os
 CONVERTERS = {
     "ghostnet": "ghostnet_keras.converters.ghostnet:MAPPING",
     "paddleclas_ghostnet": "ghostnet_keras.converters.ghostnet:PADDLECLAS_MAPPING",
+    "ghostnet_v2v3": "ghostnet_keras.converters.ghostnet_v2v3:MAPPING",
     "g_ghost_regnet": "ghostnet_keras.converters.regnet_resnet:G_GHOST_REGNET",
     "torchvision_resnet": "ghostnet_keras.converters.regnet_resnet:TORCHVISION_RESNET",
     "torchvision_regnet": "ghostnet_keras.converters.regnet_resnet:TORCHVISION_REGNET",

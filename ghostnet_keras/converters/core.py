@@ -43,6 +43,8 @@ class Mapping:
         guess: state dict -> the registry name it looks like, or ``None``.
         variant: the builder variant the weights need (``None``: the default network).
         classifier: the checkpoint tensor whose first axis is the number of classes.
+        normalize: state dict -> the state dict with the key names ``prefix`` uses (e.g.
+            an official release's names renamed to timm's), or ``None``.
     """
 
     name: str
@@ -57,6 +59,7 @@ class Mapping:
     guess: Callable | None = None
     variant: str | None = None
     classifier: str = "fc.weight"
+    normalize: Callable | None = None
 
     def classes(self, state_dict):
         """The number of classes of the checkpoint's classifier (``None`` if it has none)."""
@@ -235,6 +238,8 @@ def convert_state_dict(
     used except the ``num_batches_tracked`` counters (and the head's tensors when
     ``include_top`` is false). Returns the number of tensors assigned.
     """
+    if mapping.normalize is not None:
+        state_dict = mapping.normalize(state_dict)
     plan = weight_plan(model, mapping)
     check_state_dict(state_dict, plan, mapping, model_name or model.name, include_top, source)
     for variable, name, _, to_keras in plan:
