@@ -7,10 +7,35 @@ weights exist, its pretrained-weights entry (an object describing them, see
 
 import difflib
 import fnmatch
+import importlib
 import inspect
 
 _MODELS = {}
 _PRETRAINED = {}
+
+# The modules whose import registers models. `import ghostnet_keras` loads them only when used,
+# so the registry loads them (by name, so that they, which import the registry, stay above it)
+# before its first look-up.
+MODEL_MODULES = (
+    "ghostnet_keras.ghostnet",
+    "ghostnet_keras.g_ghostnet",
+    "ghostnet_keras.ghostnet_v2",
+    "ghostnet_keras.ghostnet_v3",
+    "ghostnet_keras.regnet",
+    "ghostnet_keras.resnet",
+    "ghostnet_keras.vgg",
+)
+_loaded = False
+
+
+def _models():
+    """``_MODELS`` after every module of ``MODEL_MODULES`` is imported."""
+    global _loaded
+    if not _loaded:
+        for module in MODEL_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+    return _MODELS
 
 
 def register_model(name, pretrained=None):
@@ -40,16 +65,17 @@ def list_models(pattern=None):
     ``list_models("ghostnet_*")``; any other pattern is a substring, as in
     ``list_models("regnet")``.
     """
+    models = _models()
     if pattern is None:
-        return sorted(_MODELS)
+        return sorted(models)
     if any(c in pattern for c in "*?["):
-        return sorted(fnmatch.filter(_MODELS, pattern))
-    return sorted(n for n in _MODELS if pattern in n)
+        return sorted(fnmatch.filter(models, pattern))
+    return sorted(n for n in models if pattern in n)
 
 
 def get_builder(name):
     """Returns the builder registered as ``name``; ``ValueError`` with close matches if none."""
-    if name not in _MODELS:
+    if name not in _models():
         close = difflib.get_close_matches(str(name), _MODELS, n=5, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ValueError(
