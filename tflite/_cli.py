@@ -1,7 +1,8 @@
 """The shared entry point of the `tflite` command lines: bad input is one line, not a traceback."""
 
-import os
 import sys
+
+from ghostnet_keras import cli, extras
 
 # What the `tflite` extra brings, imported before any work so that a missing one is named.
 REQUIRED = (("tensorflow", "TensorFlow"), ("ai_edge_litert", "the LiteRT interpreter"))
@@ -23,16 +24,15 @@ def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None):
     download (Keras raises a bare ``Exception`` for it) becomes one ``error: ...`` line on
     stderr and exit status 2; returns 0 on success.
     """
-    # Before TensorFlow is imported (ghostnet_keras imports Keras, which imports it).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ghostnet_keras import extras
-
+    # Before anything imports TensorFlow (ghostnet_keras and extras do not).
+    cli.quiet()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if validate is not None:
             validate(args)
-        for module, purpose in required:
-            extras.require(module, "tflite", purpose)
+        with cli.quiet_imports():
+            for module, purpose in required:
+                extras.require(module, "tflite", purpose)
     except (ValueError, extras.MissingExtraError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2

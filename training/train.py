@@ -15,14 +15,14 @@ given (on the command line or in a `--flagfile`), the `--recipe`, and the defaul
 Run it again with the same command after an interruption: it resumes from the last checkpoint.
 """
 
-import contextlib
 import errno
-import logging
 import os
 import sys
 
 from absl import app, flags
 
+from ghostnet_keras import cli as cli_lib
+from ghostnet_keras import extras
 from training import config as config_lib
 from training import recipes
 
@@ -33,7 +33,7 @@ flags.DEFINE_boolean(
     "verbose",
     False,
     "Also show TensorFlow's C++ log lines and the libraries' notes (hidden by default; the "
-    "environment variable GHOSTNET_TRAIN_VERBOSE=1 does the same).",
+    "environment variable GHOSTNET_VERBOSE=1 or GHOSTNET_TRAIN_VERBOSE=1 does the same).",
 )
 config_lib.define_flags(FLAGS)  # one flag per setting of training/config.py
 flags.adopt_module_key_flags(config_lib)  # --help lists them with this module's
@@ -65,55 +65,6 @@ def _parse_flags(argv):
         _error(str(error).splitlines()[0])
 
 
-def _quiet(verbose):
-    """Hides TensorFlow's C++ log lines (tf.data's GeneratorDataset and shuffle-buffer notes,
-    cuInit) and the libraries' notes (matplotlib's font cache) unless asked for; call before
-    TensorFlow is imported."""
-    if verbose:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for name in ("matplotlib", "tensorflow", "h5py"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-@contextlib.contextmanager
-def _silent_stderr(enabled):
-    """Sends file descriptor 2 to /dev/null while TensorFlow loads: its C++ start-up lines
-    (cudart_stub, cpu_feature_guard, oneDNN, "All log messages before absl::InitializeLog")
-    are written before TF_CPP_MIN_LOG_LEVEL applies. An import error still shows: Python
-    reports it after stderr is back."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _require_tensorflow():
-    """Raises `MissingExtraError` naming the `train` extra if TensorFlow is missing. Checked
-    before `ghostnet_keras` is imported (with Keras's default backend, importing Keras needs
-    TensorFlow), so `ghostnet_keras/extras.py` is loaded on its own here."""
-    import importlib.util
-    import pathlib
-
-    if importlib.util.find_spec("tensorflow") is not None:
-        return
-    package = importlib.util.find_spec("ghostnet_keras")
-    path = pathlib.Path(package.origin).parent / "extras.py"
-    spec = importlib.util.spec_from_file_location("_ghostnet_keras_extras", path)
-    extras = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(extras)
-    extras.require("tensorflow", "train", "training")
-
-
 def _interrupted(config):
     """The one line of a run stopped by Ctrl-C (SIGINT)."""
     from training import run_dir
@@ -130,13 +81,13 @@ def _interrupted(config):
 def main(argv):
     if len(argv) > 1:
         _error(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
-    verbose = FLAGS.verbose or os.environ.get("GHOSTNET_TRAIN_VERBOSE", "") not in ("", "0")
-    _quiet(verbose)
+    verbose = cli_lib.is_verbose(FLAGS.verbose)
+    cli_lib.quiet(verbose)
     config = None
     try:
         config = config_from_flags(FLAGS)  # bad settings fail here, before TensorFlow loads
-        _require_tensorflow()
-        with _silent_stderr(not verbose):
+        with cli_lib.quiet_imports(verbose):
+            extras.require("tensorflow", "train", "training")
             from training import loop
 
         loop.run(config, printer=lambda line: print(line, flush=True), verbose=verbose)

@@ -20,12 +20,23 @@ Modules: ``specs`` (what a spec names), ``folders`` (listing image folders), ``t
 and evaluation) and ``check`` (the ``python -m ghostnet_keras.data`` command line).
 """
 
-from ghostnet_keras.data.arrays import ImageSource, image_source
-from ghostnet_keras.data.folders import IMAGE_EXTENSIONS
-from ghostnet_keras.data.pipeline import dataset_info, make_dataset
-from ghostnet_keras.data.randaugment import parse_randaugment
-from ghostnet_keras.data.specs import DataInfo, DatasetSpec, parse_dataset
-from ghostnet_keras.data.transforms import SMALL_IMAGE_SIZE, eval_transform
+import importlib
+
+# Public name -> the module of this package that defines it; each loads on first use (PEP 562),
+# so that `python -m ghostnet_keras.data` can quiet TensorFlow's start-up before it loads.
+_PUBLIC = {
+    "ImageSource": "arrays",
+    "image_source": "arrays",
+    "IMAGE_EXTENSIONS": "folders",
+    "dataset_info": "pipeline",
+    "make_dataset": "pipeline",
+    "parse_randaugment": "randaugment",
+    "DataInfo": "specs",
+    "DatasetSpec": "specs",
+    "parse_dataset": "specs",
+    "SMALL_IMAGE_SIZE": "transforms",
+    "eval_transform": "transforms",
+}
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -40,3 +51,16 @@ __all__ = [
     "parse_dataset",
     "parse_randaugment",
 ]
+
+
+def __getattr__(name):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -2,6 +2,9 @@
 
 import sys
 
-from ghostnet_keras.data.check import main
+from ghostnet_keras import cli
+
+with cli.quiet_imports():
+    from ghostnet_keras.data.check import main
 
 sys.exit(main())

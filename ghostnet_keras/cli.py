@@ -1,0 +1,65 @@
+"""The quiet start of every command line: TensorFlow's C++ start-up lines hidden by default.
+
+Imports neither Keras nor TensorFlow, so a command line calls it before they load. Verbose
+output comes back with the command's ``--verbose`` flag or the environment variable
+``GHOSTNET_VERBOSE=1`` (``GHOSTNET_TRAIN_VERBOSE=1`` does the same).
+"""
+
+import contextlib
+import logging
+import os
+import sys
+
+VERBOSE_VARIABLES = ("GHOSTNET_VERBOSE", "GHOSTNET_TRAIN_VERBOSE")
+QUIET_LOGGERS = ("matplotlib", "tensorflow", "h5py", "absl")
+
+
+def is_verbose(flag=False):
+    """True if ``flag`` is set or a variable of ``VERBOSE_VARIABLES`` is set to other than 0."""
+    return bool(flag) or any(
+        os.environ.get(name, "") not in ("", "0") for name in VERBOSE_VARIABLES
+    )
+
+
+def quiet(verbose=False):
+    """Unless ``verbose``: TensorFlow's C++ log level to 3 (errors too; a value the user set
+    is kept) and the libraries' Python loggers to ERROR. Call before TensorFlow loads."""
+    if is_verbose(verbose):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def quiet_imports(verbose=False):
+    """Calls :func:`quiet`, then, unless verbose, sends file descriptor 2 to /dev/null inside
+    the block: TensorFlow writes some start-up lines (cudart_stub, cpu_feature_guard, oneDNN,
+    cuInit) before its log level applies. Wrap only imports: an import error raised inside
+    the block is reported by Python after stderr is back."""
+    quiet(verbose)
+    if is_verbose(verbose):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_quietly(*modules, verbose=False):
+    """Imports ``modules`` (names) inside :func:`quiet_imports`; returns the last one."""
+    import importlib
+
+    module = None
+    with quiet_imports(verbose):
+        for name in modules:
+            module = importlib.import_module(name)
+    return module
