@@ -22,10 +22,9 @@ top); anything else is an error that names the first mismatching tensors.
 """
 
 import argparse
-import os
 import sys
 
-from ghostnet_keras import converters
+from ghostnet_keras import cli, converters
 from ghostnet_keras.converters.convert import build_model, convert_checkpoint
 from ghostnet_keras.converters.core import MAX_REPORTED, convert_state_dict, weight_plan
 from ghostnet_keras.converters.readers import read_state_dict
@@ -77,8 +76,9 @@ def main(argv=None):
         help="force a converter (default: chosen from the model and the file type)",
     )
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        # Keras first, as `import ghostnet_keras` did before it became lazy; quietly.
+        cli.import_quietly("keras")
         checkpoint, converter = args.checkpoint, args.converter
         if checkpoint is None:
             from ghostnet_keras import pretrained

@@ -403,6 +403,10 @@ def main(argv=None):
     )
     parser.add_argument("--all", action="store_true", help="list models without weights too")
     args = parser.parse_args(argv)
+    from ghostnet_keras import cli, registry
+
+    with cli.quiet_imports():
+        registry.list_models()  # imports the models, hence Keras and its backend
     rows = [row for row in weights_table() if args.all or row["weights"]]
     print(markdown_table(rows))
     return 0

@@ -13,8 +13,12 @@ import math
 import os
 import sys
 
-import keras
-from keras import layers
+from ghostnet_keras import cli
+
+# Run as the command line, TensorFlow's start-up lines are hidden; imported, nothing changes.
+with cli.quiet_imports(verbose=__name__ != "__main__"):
+    import keras
+    from keras import layers
 
 _COUNTED = (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)
 

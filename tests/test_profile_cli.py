@@ -12,6 +12,7 @@ from PIL import Image
 from ghostnet_keras import profiler
 
 from conftest import ROOT
+from test_cli_quiet import NOISE
 
 
 def _run(*args):
@@ -33,6 +34,7 @@ def test_profile_table_and_one_image(tmp_path):
     assert "| ghostnet_100 | 224x224 | 5,182,508 | 141.2M |" in result.stdout
     assert "Top-5 of ghostnet_050" in result.stdout
     assert len([line for line in result.stdout.splitlines() if line.startswith("  n")]) == 5
+    assert not NOISE.search(result.stdout + result.stderr)  # TensorFlow's start-up lines
 
 
 def test_profile_at_another_size(capsys):
