@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 from PIL import Image
+from test_cli_quiet import NOISE
 
 from ghostnet_keras import profiler
 
 from conftest import ROOT
-from test_cli_quiet import NOISE
 
 
 def _run(*args):
