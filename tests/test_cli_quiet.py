@@ -20,12 +20,23 @@ NOISE = re.compile(
 )
 
 
-def _run(*args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP_", "KERAS_BACKEND"))}
-    env = {k: v for k, v in env.items() if k not in ("GHOSTNET_VERBOSE", "GHOSTNET_TRAIN_VERBOSE")}
+def default_env():
+    """This process's environment without the variables that change what TensorFlow prints
+    (a user's explicit TF_CPP_MIN_LOG_LEVEL is kept by the command lines) or the backend."""
+    own = ("TF_CPP_", "KERAS_BACKEND", "GHOSTNET_VERBOSE", "GHOSTNET_TRAIN_VERBOSE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _run(*args):
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=default_env(),
+        cwd=ROOT,
+        timeout=300,
     )
 
 

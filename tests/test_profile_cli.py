@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from PIL import Image
-from test_cli_quiet import NOISE
+from test_cli_quiet import NOISE, default_env
 
 from ghostnet_keras import profiler
 
@@ -20,6 +20,7 @@ def _run(*args):
         [sys.executable, "-m", "ghostnet_keras.profiler", *args],
         capture_output=True,
         text=True,
+        env=default_env(),
         cwd=ROOT,
         timeout=300,
     )
