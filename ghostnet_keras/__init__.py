@@ -6,6 +6,7 @@ command line can quiet TensorFlow's start-up lines before Keras loads it.
 """
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -114,7 +115,10 @@ __all__ = [
 def __getattr__(name):
     module = _PUBLIC.get(name)
     if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        # A submodule (`ghostnet_keras.pretrained`, ...), as when this file imported them all.
+        if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        module = name
     loaded = importlib.import_module(f"{__name__}.{module}")
     value = loaded if module == name else getattr(loaded, name)
     globals()[name] = value  # later look-ups skip this function
