@@ -44,13 +44,21 @@ def _noise(result):
     return [line for line in (result.stdout + result.stderr).splitlines() if NOISE.search(line)]
 
 
-def test_import_ghostnet_keras_imports_no_keras():
+def test_import_ghostnet_keras_imports_no_keras_and_the_registry_sees_every_model():
     code = (
         "import sys, ghostnet_keras\n"
         "from ghostnet_keras import cli, constants, extras, files\n"
         "assert 'keras' not in sys.modules, sorted(m for m in sys.modules if 'keras' in m)\n"
         "assert ghostnet_keras.GhostNet100.__module__ == 'ghostnet_keras.ghostnet'\n"
         "assert 'keras' in sys.modules\n"
+        # The registry's first look-up sees every model: importing every module adds none.
+        "import importlib, pkgutil\n"
+        "from ghostnet_keras import registry\n"
+        "first = registry.list_models()\n"
+        "for info in pkgutil.iter_modules(ghostnet_keras.__path__, 'ghostnet_keras.'):\n"
+        "    if info.name != 'ghostnet_keras.data':\n"
+        "        importlib.import_module(info.name)\n"
+        "assert registry.list_models() == first and 'vgg16_cifar' in first, first\n"
     )
     result = _run("-c", code)
     assert result.returncode == 0, result.stderr[-2000:]
