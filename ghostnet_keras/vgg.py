@@ -18,7 +18,7 @@ BN and ReLU after each conv stay. The builder adds the same layers directly (so 
 import keras
 
 from ghostnet_keras import blocks, skeleton
-from ghostnet_keras.ghostify import check_ratio_dw, ghost_conv
+from ghostnet_keras.ghostifier import check_ratio_dw, ghost_conv
 from ghostnet_keras.registry import register_model
 
 # The 13 conv layers of VGG-16 ("M" = 2x2 max-pool), grouped into the five blocks.

@@ -10,7 +10,7 @@ from keras import layers
 
 import ghostnet_keras
 from ghostnet_keras import blocks
-from ghostnet_keras.ghostify import GhostifyReport, ghost_conv
+from ghostnet_keras.ghostifier import GhostifyReport, ghost_conv
 
 
 def _params(model):

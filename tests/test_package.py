@@ -160,3 +160,32 @@ def test_import_ghostnet_keras_does_not_import_tensorflow(probe):
 def test_importing_every_submodule_keeps_every_public_name(probe):
     assert probe["failed"] == {}
     assert probe["changed"] == []
+
+
+SUBMODULES_FIRST = r"""
+import importlib, pkgutil
+import ghostnet_keras
+for info in pkgutil.walk_packages(ghostnet_keras.__path__, "ghostnet_keras."):
+    if info.name.rsplit(".", 1)[-1] == "__main__" or ".data" in info.name:
+        continue
+    importlib.import_module(info.name)
+wrong = sorted(
+    name for name in ghostnet_keras.__all__
+    if name != "blocks" and type(getattr(ghostnet_keras, name)).__name__ == "module"
+)
+print(",".join(wrong))
+"""
+
+
+def test_public_names_survive_submodules_imported_first():
+    """No submodule is named after a public function: importing every submodule before any
+    public name is looked up leaves each name a function or class, not a module."""
+    result = subprocess.run(
+        [sys.executable, "-c", SUBMODULES_FIRST],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "", f"public names shadowed by modules: {result.stdout}"
