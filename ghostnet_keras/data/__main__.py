@@ -2,7 +2,7 @@
 
 import sys
 
-from ghostnet_keras import cli
+import ghostnet_keras.cli as cli
 
 with cli.quiet_imports():
     from ghostnet_keras.data.check import main
