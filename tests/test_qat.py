@@ -160,7 +160,7 @@ def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
 
 @pytest.mark.slow
 def test_qat_from_folder_with_uint8_io(trained_cifar_ghostnet, cifar10_dir, tmp_path):
-    # The data-spec path (training.data.make_dataset in the worker) and a raw-pixel input:
+    # The data-spec path (ghostnet_keras.data.make_dataset in the worker) and a raw-pixel input:
     # uint8 with scale 1 and zero point 0, so the app feeds the pixels themselves.
     from ai_edge_litert.interpreter import Interpreter
 

@@ -176,7 +176,7 @@ def evaluate(classifier, batches, *, class_names=None, keras_model=None, num_ima
         classifier: a :class:`TFLiteClassifier`.
         batches: an iterable of ``(images, labels)`` batches (float32 0-255 images, int labels
             indexing ``class_names``, or None for unlabelled images: then only the
-            comparison with Keras is made), e.g. ``training.data.make_dataset(...)``.
+            comparison with Keras is made), e.g. ``ghostnet_keras.data.make_dataset(...)``.
         class_names: the data set's class names (maps WordNet-id folders to ImageNet).
         keras_model: the Keras model the file was converted from, if any.
         num_images: stop after this many images.

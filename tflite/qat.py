@@ -359,7 +359,7 @@ def qat_int8(
         model_or_path: a Keras 3 Functional model (one input, one output) or a `.keras` file,
             made of the layers in `SUPPORTED_LAYERS` (every C-GhostNet is).
         train_data: `(images, labels)` numpy arrays (0-255 RGB images as the model takes
-            them, integer labels) or a dataset spec for `training.data.make_dataset`
+            them, integer labels) or a dataset spec for `ghostnet_keras.data.make_dataset`
             (`"folder:PATH"` or a TFDS name).
         epochs: fine-tuning epochs. The activation ranges are first calibrated on 8 batches;
             0 converts right after that (post-training quantization through tfmot).
