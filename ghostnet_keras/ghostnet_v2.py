@@ -25,7 +25,7 @@ import textwrap
 
 from ghostnet_keras import blocks, blocks_v2, skeleton
 from ghostnet_keras.ghostnet import GHOSTNET_STAGES, HEAD_FILTERS, LAST_FILTERS, STEM_FILTERS
-from ghostnet_keras.pretrained import PretrainedWeights
+from ghostnet_keras.pretrained import efficient_ai_backbones
 
 # Bottlenecks (counted over all stages) before the first one with DFC attention.
 PLAIN_BLOCKS = 2
@@ -35,16 +35,10 @@ MIN_INPUT_SIZE = 33
 # Published ImageNet weights: the official releases (huawei-noah/Efficient-AI-Backbones),
 # whose URLs timm's configs name; timm's `*.in1k` files hold the same tensors. Top-1 as
 # the authors report (GhostNetV2 paper Table 2; GhostNetV3 paper). No digest is published.
-_RELEASES = "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download"
 
 
-def _official(file_name, top1):
-    return PretrainedWeights(
-        f"{_RELEASES}/{file_name}",
-        top1=top1,
-        converter="ghostnet_v2v3",
-        source="official release (huawei-noah/Efficient-AI-Backbones)",
-    )
+def _official(path, top1):
+    return efficient_ai_backbones(path, top1, "ghostnet_v2v3")
 
 
 PRETRAINED = {

@@ -89,6 +89,23 @@ class PretrainedWeights:
         return hashes
 
 
+# Huawei's release page of GhostNetV2/V3 and G-Ghost RegNet (huawei-noah/Efficient-AI-Backbones).
+EFFICIENT_AI_BACKBONES = "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download"
+# torchvision's checkpoints (ResNet, RegNetX).
+TORCHVISION_MODELS = "https://download.pytorch.org/models"
+
+
+def efficient_ai_backbones(path, top1, converter):
+    """The entry of a checkpoint published on Huawei's Efficient-AI-Backbones release page
+    (``path``: ``<tag>/<file>``); no digest is published for these files."""
+    return PretrainedWeights(
+        f"{EFFICIENT_AI_BACKBONES}/{path}",
+        top1=top1,
+        converter=converter,
+        source="official release (huawei-noah/Efficient-AI-Backbones)",
+    )
+
+
 def _registered():
     """The weights entries registered with the models (``register_model(..., pretrained=)``):
     an entry, or a dict ``{tag: entry}`` whose ``""`` tag is the model's default."""

@@ -22,7 +22,11 @@ stage), ``layer<k>_base_*``, ``layer<k>_layers_<i>_*``, ``layer<k>_cheap_conv``,
 import functools
 
 from ghostnet_keras import blocks, skeleton
-from ghostnet_keras.pretrained import PretrainedWeights
+from ghostnet_keras.pretrained import (
+    TORCHVISION_MODELS,
+    PretrainedWeights,
+    efficient_ai_backbones,
+)
 
 STEM_FILTERS = 32
 GHOST_RATIO = 0.5
@@ -94,22 +98,13 @@ def regnetx(config, ghost=True, ghost_ratio=GHOST_RATIO, mix=True, *application)
 # G-Ghost RegNetX release (tag g_ghost_regnet; top-1 in the file names, no digest published),
 # torchvision's IMAGENET1K_V1 RegNetX (SHA-256 prefixes in the file names), and for 4.0GF,
 # which torchvision lacks, pycls's weights as timm publishes them (regnetx_040.pycls_in1k).
-_OFFICIAL = "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/g_ghost_regnet"
-_TORCHVISION = "https://download.pytorch.org/models"
-
-
 def _official(file_name, top1):
-    return PretrainedWeights(
-        f"{_OFFICIAL}/{file_name}",
-        top1=top1,
-        converter="g_ghost_regnet",
-        source="official release (huawei-noah/Efficient-AI-Backbones)",
-    )
+    return efficient_ai_backbones(f"g_ghost_regnet/{file_name}", top1, "g_ghost_regnet")
 
 
 def _torchvision(file_name, top1):
     return PretrainedWeights(
-        f"{_TORCHVISION}/{file_name}",
+        f"{TORCHVISION_MODELS}/{file_name}",
         top1=top1,
         converter="torchvision_regnet",
         source="torchvision (IMAGENET1K_V1)",

@@ -53,7 +53,7 @@ import functools
 from keras import layers
 
 from ghostnet_keras import blocks, skeleton
-from ghostnet_keras.pretrained import PretrainedWeights
+from ghostnet_keras.pretrained import TORCHVISION_MODELS, PretrainedWeights
 
 # name: (block, depths, output widths per stage, stem, default input size, default classes)
 RESNET_CONFIGS = {
@@ -186,7 +186,7 @@ def resnet(
 # file names carry SHA-256 prefixes. No other ResNet here has published weights.
 PRETRAINED = {
     name: PretrainedWeights(
-        f"https://download.pytorch.org/models/{file_name}",
+        f"{TORCHVISION_MODELS}/{file_name}",
         top1=top1,
         converter="torchvision_resnet",
         source="torchvision (IMAGENET1K_V1)",
