@@ -84,29 +84,55 @@ def cifar10_arrays(cifar10_dir):
     return x_train, y_train, x_test, y_test
 
 
+def shared_across_workers(tmp_path_factory, name, make):
+    """Runs ``make(directory)`` once per test session, even with pytest-xdist: the first
+    worker to get here makes it in a directory shared by all workers (under a lock), the
+    others wait for it and reuse the files. Returns that directory."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's directory, above each worker's own
+    directory = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / ".done").exists():
+            directory.mkdir(exist_ok=True)
+            make(directory)
+            (directory / ".done").touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def trained_cifar_ghostnet(cifar10_arrays, tmp_path_factory):
     """A C-GhostNet-0.5 (10 classes, 32x32, preprocessing in the graph) trained for 8 epochs
     on 3,000 real CIFAR-10 images, saved as ``.keras``; returns (model, path, test accuracy).
 
     It reaches about 30% test accuracy here (chance: 10%), enough that quantization errors show
-    up as accuracy changes."""
+    up as accuracy changes. Trained once per session (one pytest-xdist worker trains, the
+    others load the saved file)."""
+    import json
+
     import keras
 
     import ghostnet_keras
 
     x_train, y_train, x_test, y_test = cifar10_arrays
-    keras.utils.set_random_seed(0)
-    model = ghostnet_keras.GhostNet(
-        width=0.5, classes=10, input_shape=(32, 32, 3), dropout_rate=0.0
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    model.fit(x_train, y_train, batch_size=64, epochs=8, verbose=0, shuffle=True)
-    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
-    path = tmp_path_factory.mktemp("trained") / "cifar_ghostnet.keras"
-    model.save(path)
-    return model, path, accuracy
+
+    def train(directory):
+        keras.utils.set_random_seed(0)
+        model = ghostnet_keras.GhostNet(
+            width=0.5, classes=10, input_shape=(32, 32, 3), dropout_rate=0.0
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(3e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(x_train, y_train, batch_size=64, epochs=8, verbose=0, shuffle=True)
+        accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+        model.save(directory / "cifar_ghostnet.keras")
+        (directory / "accuracy.json").write_text(json.dumps(accuracy))
+
+    directory = shared_across_workers(tmp_path_factory, "trained_cifar_ghostnet", train)
+    path = directory / "cifar_ghostnet.keras"
+    accuracy = json.loads((directory / "accuracy.json").read_text())
+    return keras.saving.load_model(path), path, accuracy

@@ -242,12 +242,80 @@ def test_int8_grouped_convs_small_g_ghost_regnetx(imagenette_dir):
 
 
 # Registry-wide conversion: float32 and int8 at small inputs (32 px for the CIFAR models, 64
-# for the others). The conversion time grows with the graph, not the input: the big graphs
-# take about a minute each on a busy 2-core machine, so all run with `-m slow` only
-# (C-GhostNet-0.5 and grouped convs are converted above by default). Both files come from one
-# SavedModel export (convert_variants); Ghost-ResNet-50-s2's are kept for the float64 test.
-_REUSED = ("ghost_resnet50_s2",)
+# for the others). The conversion time grows with the graph, not the input (15-40 s a model
+# here), so by default only SWEEP converts: models that between them hold every kind of layer
+# (its type and every setting but sizes) and every pair of connected kinds of the whole
+# registry, as converted (GhostNetV3 deployed). The converter maps layers to TFLite ops, and
+# fuses connected pairs, by these kinds; channel counts and depths only repeat them.
+# test_sweep_covers_every_registry_model checks the covering for every registry model, so a
+# new kind of layer fails it until a model that has it joins SWEEP. GHOSTNET_FULL_SWEEP=1
+# converts every registry model. Both files come from one SavedModel export
+# (convert_variants); Ghost-ResNet-50-s4's are kept for the float64 test.
+SWEEP = (
+    "g_ghost_resnet34",
+    "g_ghostnet_050",
+    "ghost_resnet50_s4",
+    "ghost_resnet56",
+    "ghost_vgg16_cifar",
+    "ghostnet_050",
+    "ghostnetv2_100",
+    "ghostnetv3_050",
+    "regnetx_160",
+    "vgg16_cifar",
+)
+FULL_SWEEP = os.environ.get("GHOSTNET_FULL_SWEEP") == "1"
+_REUSED = ("ghost_resnet50_s4",)
 _REGISTRY = {}
+# Config entries that only size a layer: channel counts and the channel ranges of slices.
+_SIZE_KEYS = {"name", "trainable", "dtype", "filters", "units", "start", "stop"}
+
+
+def _sweep_size(name):
+    return 32 if ("cifar" in name or name.endswith(("56", "56_nomix"))) else 64
+
+
+def _layer_kind(layer):
+    """A layer's type and settings without its sizes; groups as none, depthwise or grouped."""
+    config = layer.get_config()
+    kind = [type(layer).__name__]
+    for key in sorted(config):
+        if key in _SIZE_KEYS or key.endswith(("_initializer", "_regularizer", "_constraint")):
+            continue
+        value = config[key]
+        if key == "groups" and value > 1:
+            value = "depthwise" if value == layer.input.shape[-1] else "grouped"
+        kind.append(f"{key}={value}")
+    return "|".join(kind)
+
+
+def _kinds_and_pairs(name):
+    """The layer kinds and the (producer kind, consumer kind) pairs of a registry model, as
+    converted (reparameterized), at the sweep's input size."""
+    size = _sweep_size(name)
+    model = ghostnet_keras.reparameterize(
+        ghostnet_keras.create_model(
+            name, input_shape=(size, size, 3), classes=10, classifier_activation=None
+        )
+    )
+    kinds, pairs = set(), set()
+    for layer in model.layers:
+        kind = _layer_kind(layer)
+        kinds.add(kind)
+        for node in layer._inbound_nodes:
+            pairs |= {(_layer_kind(t._keras_history[0]), kind) for t in node.input_tensors}
+    return kinds, pairs
+
+
+def test_sweep_covers_every_registry_model():
+    covered_kinds, covered_pairs = set(), set()
+    for name in SWEEP:
+        kinds, pairs = _kinds_and_pairs(name)
+        covered_kinds |= kinds
+        covered_pairs |= pairs
+    for name in sorted(set(ghostnet_keras.list_models()) - set(SWEEP)):
+        kinds, pairs = _kinds_and_pairs(name)
+        missing = sorted(kinds - covered_kinds) + sorted(map(" -> ".join, pairs - covered_pairs))
+        assert not missing, f"{name} has layers no SWEEP model converts: add it to SWEEP: {missing}"
 
 
 def _registry_conversion(name, imagenette_dir):
@@ -255,7 +323,7 @@ def _registry_conversion(name, imagenette_dir):
     model with random weights and BatchNormalization statistics of 10 real images."""
     if name in _REGISTRY:
         return _REGISTRY[name]
-    size = 32 if ("cifar" in name or name.endswith(("56", "56_nomix"))) else 64
+    size = _sweep_size(name)
     keras.utils.set_random_seed(0)
     model = ghostnet_keras.create_model(
         name, input_shape=(size, size, 3), classes=10, classifier_activation=None
@@ -276,6 +344,8 @@ def _registry_conversion(name, imagenette_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ghostnet_keras.list_models())
 def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
+    if name not in SWEEP and not FULL_SWEEP:
+        pytest.skip("its layers are converted by the SWEEP models; GHOSTNET_FULL_SWEEP=1")
     model, images, expected, flatbuffer, quantized = _registry_conversion(name, imagenette_dir)
     _assert_mobile_ready(flatbuffer)
     # Relative to the logits' scale: BN statistics of only 10 images make some deep random
@@ -539,13 +609,13 @@ def test_ghost_resnet50_float32_difference_is_float32_rounding(imagenette_dir):
     """The largest registry float32 difference is rounding: Keras in float64 as the referee."""
     # The model, images and float32 file of the registry test (converted there, or here).
     model, images, keras32, flatbuffer, _ = _registry_conversion(
-        "ghost_resnet50_s2", imagenette_dir
+        "ghost_resnet50_s4", imagenette_dir
     )
     kwargs = dict(input_shape=(64, 64, 3), classes=10, classifier_activation=None)
     tflite32 = _predict(flatbuffer, images)
     try:
         keras.config.set_dtype_policy("float64")
-        exact = ghostnet_keras.create_model("ghost_resnet50_s2", **kwargs)
+        exact = ghostnet_keras.create_model("ghost_resnet50_s4", **kwargs)
         exact.set_weights([w.astype("float64") for w in model.get_weights()])
         exact = keras.ops.convert_to_numpy(exact(images.astype("float64"), training=False))
     finally:
