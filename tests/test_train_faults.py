@@ -23,7 +23,7 @@ import pytest
 from training import config as config_lib
 from training import keras_compat, recipes
 
-from conftest import make_subset
+from conftest import make_subset, shared_across_workers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOISE = re.compile(
@@ -83,21 +83,31 @@ def assert_one_error_line(code, err, *expected):
 
 @pytest.fixture(scope="module")
 def tiny_cifar(cifar10_dir, tmp_path_factory):
-    """5 training and 2 test images per class: 50 + 20 real CIFAR-10 images."""
-    root = tmp_path_factory.mktemp("tiny_cifar")
-    make_subset(cifar10_dir, root, 5, splits=["train"])
-    make_subset(cifar10_dir, root, 2, splits=["test"])
-    return root
+    """5 training and 2 test images per class: 50 + 20 real CIFAR-10 images (one folder for
+    all pytest-xdist workers, as the shared finished run's configuration names it)."""
+
+    def make(root):
+        make_subset(cifar10_dir, root, 5, splits=["train"])
+        make_subset(cifar10_dir, root, 2, splits=["test"])
+
+    return shared_across_workers(tmp_path_factory, "tiny_cifar", make)
 
 
 @pytest.fixture(scope="module")
 def finished_run(tiny_cifar, tmp_path_factory):
     """A finished 2-epoch run without --warmup_epochs (the default must fit a short run),
-    under umask 002; returns (model_dir, exit code, stdout, stderr)."""
-    model_dir = tmp_path_factory.mktemp("finished") / "run"
-    code, out, err = finish(start(train_command(model_dir, tiny_cifar), umask=0o002))
-    assert code == 0, err[-3000:]
-    return model_dir, code, out, err
+    under umask 002; returns (model_dir, exit code, stdout, stderr). Made once per session
+    and only read: the tests that change a run change copies of it."""
+
+    def make(directory):
+        code, out, err = finish(start(train_command(directory / "run", tiny_cifar), umask=0o002))
+        assert code == 0, err[-3000:]
+        (directory / "stdout.txt").write_text(out)
+        (directory / "stderr.txt").write_text(err)
+
+    directory = shared_across_workers(tmp_path_factory, "finished_run", make)
+    out, err = (directory / "stdout.txt").read_text(), (directory / "stderr.txt").read_text()
+    return directory / "run", 0, out, err
 
 
 def copy_run(finished_run, target):
