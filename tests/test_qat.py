@@ -2,6 +2,7 @@
 post-training quantization on real CIFAR-10 images, and the isolation of tf_keras/tfmot."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -109,21 +110,25 @@ def test_worker_error_comes_back_as_one_message(tmp_path):
 
 
 @pytest.mark.slow
-def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
+def test_qat_int8_at_least_ptq_accuracy_with_uint8_io(trained_cifar_ghostnet, cifar10_arrays):
     """QAT's int8 ``.tflite`` on 500 held-out real images is at least as accurate as PTQ's
     (minus 2 points: 10 of 500 images, about the sampling noise of 500 images around 30%
     accuracy between two int8 models of the same float network), and matches the QAT
     (fake-quant tf_keras) model it was converted from on >= 90% of the top-1 classes (the
     fake quantization is not bit-exact with TFLite's integer kernels, and this weak
-    classifier's top-2 margins are often a few int8 steps; measured: 93.8-95%, while PTQ
-    int8 agrees with the float model on 89%)."""
+    classifier's top-2 margins are often a few int8 steps; measured: 93.8%, while PTQ int8
+    agrees with the float model on 89%). Both take raw uint8 pixels (scale 1, zero point 0:
+    the app feeds the pixels themselves). Measured on AVX-512: float 29.6%, PTQ int8 29.4%,
+    QAT int8 35.4%."""
+    from ai_edge_litert.interpreter import Interpreter
+
     from tflite import convert
     from tflite import flatbuffer as fb
 
     model, path, float_accuracy = trained_cifar_ghostnet
     x_train, y_train, x_test, y_test = cifar10_arrays
     ptq = convert.convert_model(
-        model, quantize="int8", io="float", representative_images=x_train[::10]
+        model, quantize="int8", io="uint8", representative_images=x_train[::10]
     )
     ptq_accuracy = np.mean(_tflite_predict(ptq, x_test).argmax(1) == y_test)
 
@@ -133,12 +138,16 @@ def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
         (x_train, y_train),
         epochs=1,
         batch_size=32,
-        io="float",
+        io="uint8",
         predict_images=x_test,
         progress=lines.append,
     )
     _check_isolated()
     assert any(line.startswith("QAT epoch 1/1") for line in lines), lines
+    interpreter = Interpreter(model_content=flatbuffer)
+    given, made = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert given["dtype"] == np.uint8 and tuple(given["quantization"]) == (1.0, 0)
+    assert made["dtype"] == np.uint8 and tuple(given["shape"]) == (1, 32, 32, 3)
     tflite_scores = _tflite_predict(flatbuffer, x_test)
     qat_accuracy = np.mean(tflite_scores.argmax(1) == y_test)
     # Agreement: the QAT model's top-1 class has the highest .tflite score. The int8
@@ -147,37 +156,43 @@ def test_qat_int8_at_least_ptq_accuracy(trained_cifar_ghostnet, cifar10_arrays):
     top = tflite_scores[np.arange(len(x_test)), qat_scores.argmax(1)]
     agreement = np.mean(top == tflite_scores.max(1))
     print(
-        f"float {float_accuracy:.3f}, PTQ int8 {ptq_accuracy:.3f}, QAT int8 {qat_accuracy:.3f}, "
-        f"QAT tflite vs fake-quant agreement {agreement:.3f}"
+        f"MEASURED float {float_accuracy:.3f}, PTQ int8 {ptq_accuracy:.3f}, QAT int8 "
+        f"{qat_accuracy:.3f}, QAT tflite vs fake-quant agreement {agreement:.3f}"
     )
     assert qat_accuracy >= ptq_accuracy - 0.02
     assert agreement >= 0.90
-    # Full-integer (the worker checks every tensor): float only at the io ends.
-    ops = fb.op_names(flatbuffer)
-    assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
-    assert "DEQUANTIZE" not in ops[1:-1]
+    # Full-integer (the worker checks every tensor): float nowhere, uint8 at the io ends.
+    assert not fb.float_ops(flatbuffer), fb.float_ops(flatbuffer)
 
 
-@pytest.mark.slow
-def test_qat_from_folder_with_uint8_io(trained_cifar_ghostnet, cifar10_dir, tmp_path):
-    # The data-spec path (ghostnet_keras.data.make_dataset in the worker) and a raw-pixel input:
-    # uint8 with scale 1 and zero point 0, so the app feeds the pixels themselves.
-    from ai_edge_litert.interpreter import Interpreter
+def test_worker_reads_a_folder_spec(cifar10_dir, tmp_path):
+    # The data-spec path of the worker (ghostnet_keras.data.make_dataset in the tf_keras
+    # process), which `--qat_data=folder:...` takes: real, augmented 0-255 batches.
+    from conftest import make_subset
 
-    from conftest import load_image_folder, make_subset
-
-    model, path, _ = trained_cifar_ghostnet
-    data = make_subset(cifar10_dir, tmp_path / "data", 10)
-    flatbuffer = qat.qat_int8(
-        path, f"folder:{data}", epochs=1, steps_per_epoch=2, io="uint8", progress=None
+    data = make_subset(cifar10_dir, tmp_path / "data", 10)  # train/ and test/, 100 each
+    code = (
+        "import json, sys\n"
+        "from tflite import _qat_worker as worker\n"
+        "job = {'batch_size': 32, 'train_spec': sys.argv[1]}\n"
+        "data, batches = worker.train_dataset(job, [32, 32])\n"
+        "x, y = next(iter(data))\n"
+        "x, y = x.numpy(), y.numpy()\n"
+        "print(json.dumps([batches, list(x.shape), str(x.dtype), float(x.min()),\n"
+        "                  float(x.max()), sorted(set(y.tolist()))]))\n"
     )
-    interpreter = Interpreter(model_content=flatbuffer)
-    given, made = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    assert given["dtype"] == np.uint8 and tuple(given["quantization"]) == (1.0, 0)
-    assert made["dtype"] == np.uint8 and tuple(given["shape"]) == (1, 32, 32, 3)
-    images, _ = load_image_folder(cifar10_dir / "test", 10)
-    scores = _tflite_predict(flatbuffer, images)
-    agreement = np.mean(scores.argmax(1) == model.predict(images, verbose=0).argmax(1))
-    # Two fine-tuning steps at 1e-4 barely move the weights: the int8 model still mostly
-    # agrees with the float one (PTQ int8 agrees on about 89% with it).
-    assert agreement >= 0.75
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = ROOT
+    result = subprocess.run(
+        [sys.executable, "-c", code, f"folder:{data}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    batches, shape, dtype, low, high, labels = json.loads(result.stdout.splitlines()[-1])
+    assert batches == 100 // 32 and shape == [32, 32, 32, 3] and dtype == "float32"
+    assert 0.0 <= low < 50.0 and 200.0 < high <= 255.0
+    assert set(labels) <= set(range(10)) and len(labels) >= 5
