@@ -258,8 +258,7 @@ SWEEP = (
     "ghost_resnet56",
     "ghost_vgg16_cifar",
     "ghostnet_050",
-    "regnetx_160",
-    "vgg16_cifar",
+    "regnetx_032",
 )
 # Converted (float32 and int8, timm-parity weights, every op checked) at 96 px by
 # test_ghostnet_v2_v3.py::test_tflite_float32_and_int8_in_xnnpack: they cover too.
