@@ -41,8 +41,13 @@ def _parse_args(argv):
     parser.add_argument(
         "--models",
         default=",".join(GHOSTNETS),
-        help="comma list of registry models timed beside the MobileNets; with ghostnet_100, "
-        "also its rewrite ablation rows",
+        help="comma list of registry models timed beside the MobileNets",
+    )
+    parser.add_argument(
+        "--ablation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with ghostnet_100 in --models: its rows with the rewrites added one at a time",
     )
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
@@ -201,7 +206,7 @@ def main(argv=None):
     rows, flatbuffers = [], {}
     for quantize in quantizations:
         variants = [(p, p, {}) for p in (*benchmark.PEERS, *models)]
-        if quantize in ("none", "int8") and "ghostnet_100" in models:
+        if args.ablation and quantize in ("none", "int8") and "ghostnet_100" in models:
             variants += _rewrite_variants(quantize)
         for label, name, options in variants:
             print(f"Converting {label} ({quantize})...", flush=True)
