@@ -3,6 +3,10 @@
     python benchmarks/tflite_latency.py --calibration_data=folder:PATH/imagenette-160 \\
         --runs=300 --output=benchmarks/results/tflite_latency.md --plot=docs/latency.png
 
+``--models`` picks the registry models timed beside the MobileNets (default: the three
+C-GhostNets), e.g. ``--models=ghostnet_100,ghostnetv2_100,ghostnetv3_100``; GhostNetV3 is
+timed as deployed (reparameterized, as ``tflite.convert`` converts it).
+
 Every model is converted the same way (``tflite.benchmark.convert_for_benchmark``: the
 export-graph rewrites, the project's converter, the flatbuffer rewrites) for
 each quantization, with int8 calibrated on the same real images; C-GhostNet-1.0 is also
@@ -34,6 +38,17 @@ def _parse_args(argv):
     parser.add_argument("--calibration_data", required=True, help="folder:PATH or a TFDS name")
     parser.add_argument("--num_calibration", type=int, default=100)
     parser.add_argument("--quantize", default="none,int8", help="comma list")
+    parser.add_argument(
+        "--models",
+        default=",".join(GHOSTNETS),
+        help="comma list of registry models timed beside the MobileNets",
+    )
+    parser.add_argument(
+        "--ablation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with ghostnet_100 in --models: its rows with the rewrites added one at a time",
+    )
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--output", default=None, help="Markdown results file")
@@ -54,12 +69,14 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from tflite.benchmark import PUBLISHED_TOP1
+    from tflite.benchmark import published_top1
 
     labels = {
         "ghostnet_050": "C-GhostNet-0.5",
         "ghostnet_100": "C-GhostNet-1.0",
         "ghostnet_130": "C-GhostNet-1.3",
+        "ghostnetv2_100": "GhostNetV2-1.0",
+        "ghostnetv3_100": "GhostNetV3-1.0",
         "mobilenet_v2_100": "MobileNetV2-1.0",
         "mobilenet_v3_large_075": "MobileNetV3-L-0.75",
         "mobilenet_v3_large_100": "MobileNetV3-L-1.0",
@@ -71,7 +88,11 @@ def plot(rows, path):
         (axes[1], "macs", "multiply-adds (M)"),
     ):
         for quantize, (marker, qlabel) in styles.items():
-            for family, color in (("ghostnet", "tab:red"), ("mobilenet", "tab:blue")):
+            for family, color in (
+                ("ghostnet_", "tab:red"),
+                ("ghostnetv", "tab:green"),
+                ("mobilenet", "tab:blue"),
+            ):
                 pts = [
                     r
                     for r in rows
@@ -83,14 +104,16 @@ def plot(rows, path):
                     continue
                 pts.sort(key=lambda r: r["p10"])
                 xs = [r["p10"] for r in pts]
-                ys = [PUBLISHED_TOP1[r["model"]] if key == "top1" else r["macs"] / 1e6 for r in pts]
-                name = "C-GhostNet" if family == "ghostnet" else "MobileNet V2/V3"
+                ys = [published_top1(r["model"]) if key == "top1" else r["macs"] / 1e6 for r in pts]
+                name = {"ghostnet_": "C-GhostNet", "ghostnetv": "GhostNetV2/V3"}.get(
+                    family, "MobileNet V2/V3"
+                )
                 ax.plot(
                     xs,
                     ys,
                     marker=marker,
                     color=color,
-                    linestyle="-" if family == "ghostnet" else "none",
+                    linestyle="-" if family == "ghostnet_" else "none",
                     fillstyle="full" if quantize == "int8" else "none",
                     label=f"{name}, {qlabel}",
                 )
@@ -114,8 +137,7 @@ def plot(rows, path):
     from tflite.benchmark import cpu_description
 
     fig.suptitle(
-        "C-GhostNet vs keras.applications MobileNets: same converter, same run\n"
-        + cpu_description()
+        "GhostNets vs keras.applications MobileNets: same converter, same run\n" + cpu_description()
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -153,6 +175,15 @@ def main(argv=None):
     from tflite import benchmark
 
     quantizations = [q.strip() for q in args.quantize.split(",") if q.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    import ghostnet_keras
+
+    unknown = [m for m in models if m not in ghostnet_keras.list_models()]
+    if unknown or not models:
+        raise SystemExit(
+            "error: --models takes registry names (ghostnet_keras.list_models()). "
+            f"Received: models={args.models!r}"
+        )
     if args.reuse:
         if not args.save_dir:
             raise SystemExit("error: --reuse needs --save_dir. Received: save_dir=None")
@@ -174,8 +205,8 @@ def main(argv=None):
         print(f"Calibration: {len(calibration)} images of {args.calibration_data}", flush=True)
     rows, flatbuffers = [], {}
     for quantize in quantizations:
-        variants = [(p, p, {}) for p in (*benchmark.PEERS, *GHOSTNETS)]
-        if quantize in ("none", "int8"):
+        variants = [(p, p, {}) for p in (*benchmark.PEERS, *models)]
+        if args.ablation and quantize in ("none", "int8") and "ghostnet_100" in models:
             variants += _rewrite_variants(quantize)
         for label, name, options in variants:
             print(f"Converting {label} ({quantize})...", flush=True)
@@ -204,12 +235,10 @@ def main(argv=None):
 def _time_and_report(args, argv, rows, flatbuffers):
     import numpy as np
 
-    from tflite import benchmark
+    from tflite import benchmark, latency
 
     print(f"Timing {len(rows)} models, {args.runs} interleaved rounds...", flush=True)
-    times = benchmark.measure_latency(
-        flatbuffers, runs=args.runs, warmup=args.warmup, progress=print
-    )
+    times = latency.measure_latency(flatbuffers, runs=args.runs, warmup=args.warmup, progress=print)
     for i, row in enumerate(rows):
         row["ms"] = float(np.median(times[i]))
         row["p10"] = float(np.percentile(times[i], 10))

@@ -9,6 +9,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("GHOSTNET_SHARED_DIR", ROOT.parent / "shared"))
+# GHOSTNET_EXHAUSTIVE=1: every registry model through the TFLite sweep and every GhostNetV2/V3
+# name through a real training run, instead of the models that cover their kinds of layers.
+EXHAUSTIVE = os.environ.get("GHOSTNET_EXHAUSTIVE") == "1"
 CACHE = pathlib.Path(
     os.environ.get("GHOSTNET_TEST_CACHE", pathlib.Path.home() / ".cache" / "ghostnet-keras-tests")
 )

@@ -332,6 +332,31 @@ def test_cli_times_a_tiny_model_and_prints_the_table(tmp_path):
     assert sum(line.lstrip().startswith("DEPTHWISE_CONV_2D  ") for line in lines) == 2
 
 
+def test_latency_script_retimes_saved_files_and_keeps_the_notes(tmp_path):
+    # benchmarks/tflite_latency.py --reuse: the timing and report half of the README's
+    # latency table, on a tiny model (the conversion half is convert_for_benchmark, above).
+    from benchmarks import tflite_latency
+    from ghostnet_keras import files
+
+    keras.utils.set_random_seed(0)
+    model = _tiny_model()
+    flatbuffer = convert_model(model)
+    row = benchmark._row("tiny", "none", flatbuffer, model)
+    for key in ("flatbuffer", "flatbuffer_for_profile", "census"):
+        row.pop(key)
+    row["label"] = "tiny"
+    (tmp_path / "00.tflite").write_bytes(flatbuffer)
+    files.write_json(tmp_path / "rows.json", [row])
+    output = tmp_path / "latency.md"
+    output.write_text(f"# old table\n\n{tflite_latency.NOTES_MARKER}\nhand-written notes\n")
+    args = ["--calibration_data=unused", f"--save_dir={tmp_path}", "--reuse", "--runs=3"]
+    assert tflite_latency.main([*args, "--warmup=1", f"--output={output}"]) == 0
+    text = output.read_text()
+    assert "| tiny | none |" in text and "| 1.00 | 1.00 |" in text
+    assert "old table" not in text and text.endswith("hand-written notes\n")
+    assert benchmark.cpu_description() in text
+
+
 def test_cli_rejects_a_file_that_is_not_tflite(tmp_path):
     path = tmp_path / "notes.tflite"
     path.write_text("hello, this is not a model")

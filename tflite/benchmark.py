@@ -41,7 +41,8 @@ from tflite import latency
 
 PEERS = ("mobilenet_v2_100", "mobilenet_v3_large_075", "mobilenet_v3_large_100")
 # ImageNet top-1 (%) as published: the GhostNet paper (Table 8) and the keras.applications
-# documentation for the MobileNets.
+# documentation for the MobileNets. Other registry models: their weights entry's top-1
+# (`published_top1`).
 PUBLISHED_TOP1 = {
     "ghostnet_050": 66.2,
     "ghostnet_100": 73.9,
@@ -51,6 +52,18 @@ PUBLISHED_TOP1 = {
     "mobilenet_v3_large_100": 75.2,
 }
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
+def published_top1(name):
+    """The published ImageNet top-1 (%) of a peer or registry model, or ``None``."""
+    if name in PUBLISHED_TOP1:
+        return PUBLISHED_TOP1[name]
+    from ghostnet_keras.registry import get_pretrained
+
+    entry = get_pretrained(name)
+    if isinstance(entry, dict):
+        entry = entry[""]
+    return entry.top1 if entry is not None else None
 
 
 def peer_model(name, input_shape=(224, 224, 3)):
@@ -180,11 +193,14 @@ def convert_for_benchmark(
 
 
 def _keras_model(name):
+    """A peer, or a registry model in the form it is deployed in (GhostNetV3
+    reparameterized: what ``tflite.convert`` converts, and what the MACs column counts)."""
     if name in PEERS:
         return peer_model(name)
+    import ghostnet_keras
     from tflite import convert
 
-    return convert.load_model(name)
+    return ghostnet_keras.reparameterize(convert.load_model(name))
 
 
 def _row(name, quantize, flatbuffer, model=None, interpreter=None):
