@@ -22,7 +22,7 @@ import pytest
 
 import ghostnet_keras
 
-from conftest import ROOT, load_image_folder, make_subset
+from conftest import EXHAUSTIVE, ROOT, load_image_folder, make_subset
 
 pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter (ai-edge-litert) is needed")
 
@@ -248,7 +248,7 @@ def test_int8_grouped_convs_small_g_ghost_regnetx(imagenette_dir):
 # registry, as converted (GhostNetV3 deployed). The converter maps layers to TFLite ops, and
 # fuses connected pairs, by these kinds; channel counts and depths only repeat them.
 # test_sweep_covers_every_registry_model checks the covering for every registry model, so a
-# new kind of layer fails it until a model that has it joins SWEEP. GHOSTNET_FULL_SWEEP=1
+# new kind of layer fails it until a model that has it joins SWEEP. GHOSTNET_EXHAUSTIVE=1
 # converts every registry model. Both files come from one SavedModel export
 # (convert_variants); Ghost-ResNet-50-s4's are kept for the float64 test.
 SWEEP = (
@@ -263,7 +263,6 @@ SWEEP = (
 # Converted (float32 and int8, timm-parity weights, every op checked) at 96 px by
 # test_ghostnet_v2_v3.py::test_tflite_float32_and_int8_in_xnnpack: they cover too.
 CONVERTED_ELSEWHERE = {"ghostnetv2_100": 96, "ghostnetv3_100": 96}
-FULL_SWEEP = os.environ.get("GHOSTNET_FULL_SWEEP") == "1"
 _REUSED = ("ghost_resnet50_s4",)
 _REGISTRY = {}
 # Config entries that only size a layer: channel counts and the channel ranges of slices.
@@ -345,8 +344,8 @@ def _registry_conversion(name, imagenette_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ghostnet_keras.list_models())
 def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
-    if name not in SWEEP and not FULL_SWEEP:
-        pytest.skip("its layers are converted by other models (SWEEP); GHOSTNET_FULL_SWEEP=1")
+    if name not in SWEEP and not EXHAUSTIVE:
+        pytest.skip("its layers are converted by other models (SWEEP); GHOSTNET_EXHAUSTIVE=1")
     model, images, expected, flatbuffer, quantized = _registry_conversion(name, imagenette_dir)
     _assert_mobile_ready(flatbuffer)
     # Relative to the logits' scale: BN statistics of only 10 images make some deep random
