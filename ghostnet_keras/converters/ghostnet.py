@@ -72,15 +72,19 @@ def torch_prefix(layer_name):
 def guess_model(state_dict):
     """Names the C-GhostNet width an official/timm state dict looks like, or ``None``."""
     stem, last = state_dict.get("conv_stem.weight"), state_dict.get("blocks.9.0.conv.weight")
-    return _guess_width(stem, last)
+    return guess_width(stem, last)
 
 
-def _guess_width(stem, last):
+def guess_width(stem, last, widths=WIDTHS):
+    """The name in ``widths`` (``{name: width multiplier}``) whose stem conv has
+    ``make_divisible(16 * width)`` and whose last conv has ``make_divisible(960 * width)``
+    output channels, as the ``stem`` and ``last`` kernels have; ``None`` if none (or a kernel
+    is missing). The stem and last widths of C-GhostNet, which GhostNetV2/V3 keep."""
     if stem is None or last is None:
         return None
     from ghostnet_keras.blocks import make_divisible
 
-    for name, width in WIDTHS.items():
+    for name, width in widths.items():
         if stem.shape[0] == make_divisible(16 * width) and last.shape[0] == make_divisible(
             960 * width
         ):
@@ -148,7 +152,7 @@ def paddle_prefix(layer_name):
 
 def guess_paddle_model(state_dict):
     """Names the GhostNet width a PaddleClas state dict looks like, or ``None``."""
-    return _guess_width(
+    return guess_width(
         state_dict.get("conv1._conv.weight"), state_dict.get("conv_last._conv.weight")
     )
 

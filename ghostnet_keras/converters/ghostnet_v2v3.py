@@ -92,19 +92,14 @@ def guess_model(state_dict):
     branches: ``_rpr_``, a deployed V3 has neither, and is taken for V2 only if it has the
     DFC attention), the width in the stem's and the last conv's channels.
     """
-    from ghostnet_keras.blocks import make_divisible
-
-    stem, last = state_dict.get("conv_stem.weight"), state_dict.get("blocks.9.0.conv.weight")
-    if stem is None or last is None:
-        return None
     version = 3 if any("_rpr_" in key for key in state_dict) else 2
     if version == 2 and not any(".short_conv." in key for key in state_dict):
         return None
-    for name, (v, width) in WIDTHS.items():
-        if v == version and stem.shape[0] == make_divisible(16 * width):
-            if last.shape[0] == make_divisible(960 * width):
-                return name
-    return None
+    return ghostnet.guess_width(
+        state_dict.get("conv_stem.weight"),
+        state_dict.get("blocks.9.0.conv.weight"),
+        {name: width for name, (v, width) in WIDTHS.items() if v == version},
+    )
 
 
 MAPPING = Mapping(
