@@ -88,7 +88,9 @@ def main(argv):
         config = config_from_flags(FLAGS)  # bad settings fail here, before TensorFlow loads
         with cli_lib.quiet_imports(verbose):
             extras.require("tensorflow", "train", "training")
-            from training import loop
+            from training import callbacks, loop
+
+        callbacks.raise_on_interrupt()
 
         loop.run(config, printer=lambda line: print(line, flush=True), verbose=verbose)
     except KeyboardInterrupt:
