@@ -3,6 +3,7 @@
 import fcntl
 import os
 import pathlib
+import sys
 import tarfile
 
 import pytest
@@ -104,38 +105,73 @@ def shared_across_workers(tmp_path_factory, name, make):
     return directory
 
 
-@pytest.fixture(scope="session")
-def trained_cifar_ghostnet(cifar10_arrays, tmp_path_factory):
-    """A C-GhostNet-0.5 (10 classes, 32x32, preprocessing in the graph) trained for 8 epochs
-    on 3,000 real CIFAR-10 images, saved as ``.keras``; returns (model, path, test accuracy).
+# The run of `cifar_training_run`: C-GhostNet-0.5 at 32x32, 6 epochs of SGD (the default
+# optimizer, cosine schedule, label smoothing) on 2,000 real CIFAR-10 images (200 per class).
+CIFAR_RUN = dict(
+    model="ghostnet_050",
+    image_size=32,
+    batch_size=64,
+    epochs=6,
+    learning_rate=0.2,
+    warmup_epochs=1,
+    dropout_rate=0.0,
+    eval_every=0,
+    log_every=1000,
+    seed=0,
+)
 
-    It reaches about 30% test accuracy here (chance: 10%), enough that quantization errors show
-    up as accuracy changes. Trained once per session (one pytest-xdist worker trains, the
-    others load the saved file)."""
+
+@pytest.fixture(scope="session")
+def cifar_training_run(cifar10_dir, tmp_path_factory):
+    """One real training run (`training.loop.train` with `CIFAR_RUN`) on 200 training images
+    per class, evaluated on 100 test images per class; the training folder also holds a file
+    that is not an image (``train/cat/broken.jpg``). Made once per session (one pytest-xdist
+    worker trains, the others wait and read its files). Returns a dict: ``dir`` (the run's
+    model directory), ``metrics`` (what `train` returned), ``lines`` (what it printed) and
+    ``stderr`` (what the process wrote to file descriptor 2 meanwhile)."""
     import json
 
+    def train(directory):
+        from training import loop, recipes
+
+        data = make_subset(cifar10_dir, directory / "data", 200, splits=["train"])
+        make_subset(cifar10_dir, data, 100, splits=["test"])
+        (data / "train" / "cat" / "broken.jpg").write_bytes(b"this is not a JPEG")
+        config = recipes.make_config(
+            dataset=f"folder:{data}", model_dir=str(directory / "run"), **CIFAR_RUN
+        )
+        lines = []
+        with open(directory / "stderr.txt", "w") as err:  # TensorFlow's warnings: fd 2
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(err.fileno(), 2)
+            try:
+                metrics = loop.train(config, printer=lines.append)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+        (directory / "result.json").write_text(json.dumps({"metrics": metrics, "lines": lines}))
+
+    directory = shared_across_workers(tmp_path_factory, "cifar_training_run", train)
+    result = json.loads((directory / "result.json").read_text())
+    result["dir"] = directory / "run"
+    result["stderr"] = (directory / "stderr.txt").read_text()
+    return result
+
+
+@pytest.fixture(scope="session")
+def trained_cifar_ghostnet(cifar_training_run, cifar10_arrays):
+    """The C-GhostNet-0.5 of `cifar_training_run` (10 classes, 32x32, preprocessing in the
+    graph), loaded from its ``model.keras``; returns (model, path, accuracy on the 500 test
+    images of `cifar10_arrays`).
+
+    It reaches about 30% test accuracy (chance: 10%), enough that quantization errors show up
+    as accuracy changes."""
     import keras
 
-    import ghostnet_keras
-
-    x_train, y_train, x_test, y_test = cifar10_arrays
-
-    def train(directory):
-        keras.utils.set_random_seed(0)
-        model = ghostnet_keras.GhostNet(
-            width=0.5, classes=10, input_shape=(32, 32, 3), dropout_rate=0.0
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(3e-3),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        model.fit(x_train, y_train, batch_size=64, epochs=8, verbose=0, shuffle=True)
-        accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
-        model.save(directory / "cifar_ghostnet.keras")
-        (directory / "accuracy.json").write_text(json.dumps(accuracy))
-
-    directory = shared_across_workers(tmp_path_factory, "trained_cifar_ghostnet", train)
-    path = directory / "cifar_ghostnet.keras"
-    accuracy = json.loads((directory / "accuracy.json").read_text())
-    return keras.saving.load_model(path), path, accuracy
+    path = cifar_training_run["dir"] / "model.keras"
+    model = keras.saving.load_model(path)
+    _, _, x_test, y_test = cifar10_arrays
+    accuracy = float((model.predict(x_test, verbose=0).argmax(1) == y_test).mean())
+    return model, path, accuracy

@@ -174,9 +174,10 @@ def test_weight_decay_applies_to_kernels_only():
 # Real training
 
 
-def test_small_ghostnet_learns_cifar10(cifar10_dir, tmp_path, capfd):
-    """C-GhostNet-0.5 at 32x32, 6 epochs of SGD (the default optimizer, cosine schedule, label
-    smoothing) on 2,000 real CIFAR-10 images, evaluated on 1,000 test images.
+def test_small_ghostnet_learns_cifar10(cifar_training_run):
+    """The session's real run (conftest's `CIFAR_RUN`: C-GhostNet-0.5 at 32x32, 6 epochs of
+    SGD with the default optimizer, cosine schedule and label smoothing, on 2,000 real
+    CIFAR-10 images), evaluated on 1,000 test images.
 
     Chance is 10%; with 1,000 test images its standard deviation is under 1%. The threshold,
     20%, is more than 10 standard deviations above chance, and runs of this setup reach about
@@ -185,35 +186,15 @@ def test_small_ghostnet_learns_cifar10(cifar10_dir, tmp_path, capfd):
 
     The training folder also holds a file that is not an image: data.py's rule is to skip it
     with a warning naming it, and training goes on."""
-    from training import loop
-
-    data = make_subset(cifar10_dir, tmp_path / "data", 200, splits=["train"])
-    make_subset(cifar10_dir, data, 100, splits=["test"])
-    (data / "train" / "cat" / "broken.jpg").write_bytes(b"this is not a JPEG")
-    config = recipes.make_config(
-        dataset=f"folder:{data}",
-        model_dir=str(tmp_path / "run"),
-        model="ghostnet_050",
-        image_size=32,
-        batch_size=64,
-        epochs=6,
-        learning_rate=0.2,
-        warmup_epochs=1,
-        dropout_rate=0.0,
-        eval_every=0,
-        log_every=1000,
-        seed=0,
-    )
-    lines = []
-    metrics = loop.train(config, printer=lines.append)
+    metrics, run = cifar_training_run["metrics"], cifar_training_run["dir"]
     assert metrics["steps"] == 6 * (2001 // 64)
     assert metrics["eval_examples"] == 1000
     assert metrics["accuracy"] > 0.20, metrics
-    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    saved = json.loads((run / "metrics.json").read_text())
     assert saved["accuracy"] == pytest.approx(metrics["accuracy"])
-    assert (tmp_path / "run" / "model.keras").exists()
-    assert any("Wrote to" in line for line in lines)
-    assert "broken.jpg" in capfd.readouterr().err
+    assert (run / "model.keras").exists()
+    assert any("Wrote to" in line for line in cifar_training_run["lines"])
+    assert "broken.jpg" in cifar_training_run["stderr"]
 
 
 @pytest.mark.slow
