@@ -490,8 +490,13 @@ def convert(model, io):
     def serve(x):
         return model(x, training=False)
 
+    # The converter saves its trackable object as a SavedModel first: a bare module holding
+    # the variables, not the tf_keras model, whose save traces every layer again (about 70 s
+    # of the 80 s this took for a C-GhostNet-0.5 at 32x32).
+    variables = tf.Module()
+    variables.variables_ = list(model.variables)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], model
+        [serve.get_concrete_function()], variables
     )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
