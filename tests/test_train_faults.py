@@ -415,42 +415,6 @@ def test_second_run_is_refused_and_ctrl_c_says_where_to_resume(tiny_cifar, tmp_p
     assert not (model_dir / ".lock").exists() and not list(model_dir.rglob(".tmp-*"))
 
 
-def test_a_swallowed_ctrl_c_still_stops_training_after_the_batch():
-    """The CLI's SIGINT handler raises at once and remembers: if library code swallows that
-    KeyboardInterrupt, StopOnInterrupt raises it again after the running batch."""
-    import keras
-
-    from training import callbacks
-
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        callbacks.raise_on_interrupt()
-        try:
-            signal.raise_signal(signal.SIGINT)
-        except KeyboardInterrupt:
-            pass  # swallowed, as the library code that lost the test's Ctrl-C did
-        batches = []
-        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-        model.compile("sgd", "mse")
-        counter = keras.callbacks.LambdaCallback(
-            on_train_batch_end=lambda *a, **k: batches.append(1)
-        )
-        with pytest.raises(KeyboardInterrupt):
-            model.fit(
-                np.zeros((8, 2)),
-                np.zeros(8),
-                batch_size=2,
-                epochs=3,
-                verbose=0,
-                callbacks=[counter, callbacks.StopOnInterrupt()],
-            )
-        assert len(batches) == 1
-    finally:
-        callbacks._INTERRUPTED.clear()
-        signal.signal(signal.SIGINT, previous)
-
-
 def _mount_tmpfs(path, size):
     path.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(

@@ -1,8 +1,5 @@
-"""The progress log of a training run and its Ctrl-C (the checkpoints are in
-`training.checkpoint`)."""
+"""The progress log of a training run (the checkpoints are in `training.checkpoint`)."""
 
-import signal
-import threading
 import time
 
 import keras
@@ -66,34 +63,3 @@ class ThroughputLogger(keras.callbacks.Callback):
         parts = [f"epoch {epoch + 1} done"]
         parts += [f"{k} {float(v):.4f}" for k, v in sorted(logs.items()) if k != "learning_rate"]
         self.printer(", ".join(parts))
-
-
-_INTERRUPTED = threading.Event()
-
-
-def raise_on_interrupt():
-    """Makes Ctrl-C (SIGINT) end a training run, at the latest after the batch that runs when
-    it comes. The handler raises `KeyboardInterrupt` at once, as Python's own does, and also
-    remembers the signal: library code can swallow that first exception (seen here: a run
-    went on training for five minutes after its SIGINT), and `StopOnInterrupt` raises it
-    again at the next batch. An ignored SIGINT (``nohup``, a shell's background job) stays
-    ignored. Call from the main thread."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return
-
-    def handler(signum, frame):
-        _INTERRUPTED.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-
-
-class StopOnInterrupt(keras.callbacks.Callback):
-    """Raises `KeyboardInterrupt` after any batch (training or validation) once the handler
-    of `raise_on_interrupt` has seen Ctrl-C."""
-
-    def _check(self, *args, **kwargs):
-        if _INTERRUPTED.is_set():
-            raise KeyboardInterrupt
-
-    on_train_batch_end = on_test_batch_end = on_epoch_end = _check

@@ -201,7 +201,6 @@ def _train(config, strategy, strategy_name, started, printer):
         checkpoint,
         logger,
         keras.callbacks.TensorBoard(str(log_dir), update_freq=config.log_every),
-        callbacks_lib.StopOnInterrupt(),
     ]
     if config.ema_decay:
         # Validation during training sees the moving averages, like the final evaluation.

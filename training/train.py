@@ -88,9 +88,7 @@ def main(argv):
         config = config_from_flags(FLAGS)  # bad settings fail here, before TensorFlow loads
         with cli_lib.quiet_imports(verbose):
             extras.require("tensorflow", "train", "training")
-            from training import callbacks, loop
-
-        callbacks.raise_on_interrupt()
+            from training import loop
 
         loop.run(config, printer=lambda line: print(line, flush=True), verbose=verbose)
     except KeyboardInterrupt:
