@@ -52,6 +52,16 @@ def train_command(model_dir, data, *extra, model=("--model=ghostnet_050", "--wid
 
 
 def start(command, env=None, umask=None):
+    """Starts ``command`` as a terminal starts a foreground job: Ctrl-C (SIGINT) at its
+    default, whatever this process inherited (a non-interactive shell's background job, the
+    suite started with ``&`` say, ignores SIGINT, and so would the run), with ``umask`` if
+    given."""
+
+    def prepare():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if umask is not None:
+            os.umask(umask)
+
     return subprocess.Popen(
         command,
         cwd=ROOT,
@@ -59,7 +69,7 @@ def start(command, env=None, umask=None):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
+        preexec_fn=prepare,
     )
 
 
