@@ -18,6 +18,14 @@ CACHE = pathlib.Path(
 )
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests run first (a stable sort keeps the rest in file order): pytest-xdist
+    hands each worker a block of the list and idle workers take tests from the end of a busy
+    one's queue, so a run then ends on short tests, not on one long test with the other
+    workers idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _unpack(archive, subdir=""):
     """Unpacks ``SHARED/datasets/archive`` into the cache once; returns the data root."""
     path = SHARED / "datasets" / archive

@@ -305,6 +305,7 @@ def _kinds_and_pairs(name, size=None):
     return kinds, pairs
 
 
+@pytest.mark.slow
 def test_sweep_covers_every_registry_model():
     covered_kinds, covered_pairs = set(), set()
     converted = {**{name: None for name in SWEEP}, **CONVERTED_ELSEWHERE}

@@ -475,7 +475,7 @@ _V2V3_DEFAULT_RUNS = ("ghostnetv2_100", "ghostnetv3_050")
         pytest.param(
             name,
             0.2 if name.startswith("ghostnetv2") else 0.1,
-            marks=() if name == "ghostnetv2_100" else pytest.mark.slow,
+            marks=pytest.mark.slow,
         )
         for name in V2V3_MODELS
     ],
