@@ -18,12 +18,23 @@ CACHE = pathlib.Path(
 )
 
 
+# Session fixtures that one worker makes while the others wait for it.
+_MADE_ONCE = {"trained_cifar_ghostnet", "cifar_training_run", "finished_run"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """The slow tests run first (a stable sort keeps the rest in file order): pytest-xdist
-    hands each worker a block of the list and idle workers take tests from the end of a busy
-    one's queue, so a run then ends on short tests, not on one long test with the other
-    workers idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow tests run first, and the short ones that use a `_MADE_ONCE` fixture last (a
+    stable sort keeps file order otherwise). pytest-xdist hands each worker a block of the
+    list and idle workers take tests from the end of a busy one's queue: a run then ends on
+    short tests, not on one long test with the other workers idle, and a slow test has
+    made those fixtures before another worker's short tests wait for them."""
+
+    def order(item):
+        if item.get_closest_marker("slow"):
+            return 0
+        return 2 if _MADE_ONCE & set(item.fixturenames) else 1
+
+    items.sort(key=order)
 
 
 def _unpack(archive, subdir=""):
