@@ -469,16 +469,10 @@ def cifar_v2v3(cifar10_dir, tmp_path_factory):
 _V2V3_DEFAULT_RUNS = ("ghostnetv2_100", "ghostnetv3_050")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, learning_rate",
-    [
-        pytest.param(
-            name,
-            0.2 if name.startswith("ghostnetv2") else 0.1,
-            marks=pytest.mark.slow,
-        )
-        for name in V2V3_MODELS
-    ],
+    [(name, 0.2 if name.startswith("ghostnetv2") else 0.1) for name in V2V3_MODELS],
 )
 def test_v2_v3_learn_cifar10_from_the_command_line(name, learning_rate, cifar_v2v3, tmp_path):
     """3 epochs of SGD on 1,000 real CIFAR-10 images at 40x40, evaluated on 500 test images.
