@@ -19,7 +19,7 @@ CACHE = pathlib.Path(
 
 
 # Session fixtures that one worker makes while the others wait for it.
-_MADE_ONCE = {"trained_cifar_ghostnet", "cifar_training_run", "finished_run"}
+_MADE_ONCE = {"trained_cifar_ghostnet", "cifar_training_run", "cifar_tflite", "finished_run"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -194,3 +194,43 @@ def trained_cifar_ghostnet(cifar_training_run, cifar10_arrays):
     _, _, x_test, y_test = cifar10_arrays
     accuracy = float((model.predict(x_test, verbose=0).argmax(1) == y_test).mean())
     return model, path, accuracy
+
+
+# The `.tflite` files of `cifar_tflite`: name -> `tflite.convert.convert_model` settings. The
+# calibration images (200 training images, every class) are added by the fixture.
+CIFAR_TFLITE = {
+    "float32": dict(quantize="none"),
+    "float16": dict(quantize="float16"),
+    "dynamic": dict(quantize="dynamic"),
+    "int8": dict(quantize="int8"),
+    "int8_uint8_io": dict(quantize="int8", io="uint8", num_calibration=100),
+}
+
+
+@pytest.fixture(scope="session")
+def cifar_tflite(trained_cifar_ghostnet, cifar10_arrays, tmp_path_factory):
+    """The trained C-GhostNet of `trained_cifar_ghostnet` converted to every `CIFAR_TFLITE`
+    variant, from one SavedModel export (`tflite.convert.convert_variants`), calibrated on 200
+    training images spread over the 10 classes (the uint8-io file on the first 100 of them,
+    given as an iterator). Made once per session; returns {name: flatbuffer bytes}."""
+
+    def convert(directory):
+        from tflite import convert as convert_lib
+
+        model = trained_cifar_ghostnet[0]
+        x_train = cifar10_arrays[0]  # sorted by class
+        images = x_train[:: len(x_train) // 200][:200]
+        calibration = {"int8": images, "int8_uint8_io": iter(images)}
+        variants = [
+            {
+                **settings,
+                **({"representative_images": calibration[name]} if name in calibration else {}),
+            }
+            for name, settings in CIFAR_TFLITE.items()
+        ]
+        files = convert_lib.convert_variants(model, variants)
+        for name, flatbuffer in zip(CIFAR_TFLITE, files, strict=True):
+            (directory / f"{name}.tflite").write_bytes(flatbuffer)
+
+    directory = shared_across_workers(tmp_path_factory, "cifar_tflite", convert)
+    return {name: (directory / f"{name}.tflite").read_bytes() for name in CIFAR_TFLITE}

@@ -70,13 +70,6 @@ def cifar_test(cifar10_arrays):
     return x_test, y_test
 
 
-@pytest.fixture(scope="module")
-def cifar_calibration(cifar10_arrays):
-    """200 training images spread over the 10 classes (the arrays are sorted by class)."""
-    x_train = cifar10_arrays[0]
-    return x_train[:: len(x_train) // 200][:200]
-
-
 def test_float32_imagenet_ghostnet_matches_keras_on_imagenette(imagenette_dir):
     keras.utils.set_random_seed(0)
     model = ghostnet_keras.create_model("ghostnet_100", classifier_activation=None)
@@ -91,52 +84,35 @@ def test_float32_imagenet_ghostnet_matches_keras_on_imagenette(imagenette_dir):
     np.testing.assert_allclose(got, expected, atol=FLOAT32_ATOL, rtol=0)
 
 
-def test_float_exports_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test):
+def test_float_exports_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test, cifar_tflite):
     model, _, _ = trained_cifar_ghostnet
     x_test, _ = cifar_test
     expected = model.predict(x_test, verbose=0)
+    # name in cifar_tflite (each file is convert_model's with the settings of CIFAR_TFLITE),
+    # bound on max |difference| of the probabilities, top-1 agreement.
     settings = (
-        ("none", FLOAT32_ATOL, 1.0),
+        ("float32", FLOAT32_ATOL, 1.0),
         ("float16", FLOAT16_ATOL, 0.98),
         ("dynamic", DYNAMIC_ATOL, 0.95),
     )
-    # One SavedModel export for the three (convert_variants); each file is convert_model's.
-    flatbuffers = convert.convert_variants(model, [dict(quantize=q) for q, _, _ in settings])
-    for (quantize, atol, agreement), flatbuffer in zip(settings, flatbuffers, strict=True):
+    for name, atol, agreement in settings:
+        flatbuffer = cifar_tflite[name]
         _assert_mobile_ready(flatbuffer)
         got = _predict(flatbuffer, x_test)
         diff, agree = np.abs(got - expected).max(), (got.argmax(1) == expected.argmax(1)).mean()
-        print(f"MEASURED cifar {quantize}: max|diff| {diff:.3g}, agreement {agree:.3f}")
-        assert diff <= atol, quantize
-        assert agree >= agreement, quantize
+        print(f"MEASURED cifar {name}: max|diff| {diff:.3g}, agreement {agree:.3f}")
+        assert diff <= atol, name
+        assert agree >= agreement, name
 
 
-@pytest.fixture(scope="module")
-def cifar_int8(trained_cifar_ghostnet, cifar_calibration):
-    """The trained model in full-integer int8 with float io (200 calibration images) and with
-    uint8 io (100 of them, given as an iterator), from one SavedModel export."""
-    model, _, _ = trained_cifar_ghostnet
-    float_io, uint8_io = convert.convert_variants(
-        model,
-        [
-            dict(quantize="int8", representative_images=cifar_calibration),
-            dict(
-                quantize="int8",
-                io="uint8",
-                representative_images=iter(cifar_calibration),
-                num_calibration=100,
-            ),
-        ],
-    )
-    return {"float": float_io, "uint8": uint8_io}
-
-
-def test_int8_keeps_accuracy_of_trained_cifar_model(trained_cifar_ghostnet, cifar_test, cifar_int8):
+def test_int8_keeps_accuracy_of_trained_cifar_model(
+    trained_cifar_ghostnet, cifar_test, cifar_tflite
+):
     model, _, float_accuracy = trained_cifar_ghostnet
     x_test, y_test = cifar_test
     assert float_accuracy > 0.2  # the float model learnt something (chance: 10%)
     expected = model.predict(x_test, verbose=0).argmax(1)
-    flatbuffer = cifar_int8["float"]
+    flatbuffer = cifar_tflite["int8"]
     _assert_mobile_ready(flatbuffer)
     got = _predict(flatbuffer, x_test).argmax(1)
     print(
@@ -147,10 +123,10 @@ def test_int8_keeps_accuracy_of_trained_cifar_model(trained_cifar_ghostnet, cifa
     assert (got == expected).mean() >= 0.85
 
 
-def test_int8_uint8_io_takes_raw_pixels(trained_cifar_ghostnet, cifar_test, cifar_int8):
+def test_int8_uint8_io_takes_raw_pixels(trained_cifar_ghostnet, cifar_test, cifar_tflite):
     model, _, float_accuracy = trained_cifar_ghostnet
     x_test, y_test = cifar_test
-    flatbuffer = cifar_int8["uint8"]
+    flatbuffer = cifar_tflite["int8_uint8_io"]
     _assert_mobile_ready(flatbuffer, "uint8", integer_only=True)
     classifier = evaluate.TFLiteClassifier(flatbuffer)
     assert classifier.input["quantization"] == (1.0, 0)
