@@ -220,15 +220,10 @@ def cifar_tflite(trained_cifar_ghostnet, cifar10_arrays, tmp_path_factory):
         model = trained_cifar_ghostnet[0]
         x_train = cifar10_arrays[0]  # sorted by class
         images = x_train[:: len(x_train) // 200][:200]
-        calibration = {"int8": images, "int8_uint8_io": iter(images)}
-        variants = [
-            {
-                **settings,
-                **({"representative_images": calibration[name]} if name in calibration else {}),
-            }
-            for name, settings in CIFAR_TFLITE.items()
-        ]
-        files = convert_lib.convert_variants(model, variants)
+        variants = {name: dict(settings) for name, settings in CIFAR_TFLITE.items()}
+        variants["int8"]["representative_images"] = images
+        variants["int8_uint8_io"]["representative_images"] = iter(images)
+        files = convert_lib.convert_variants(model, list(variants.values()))
         for name, flatbuffer in zip(CIFAR_TFLITE, files, strict=True):
             (directory / f"{name}.tflite").write_bytes(flatbuffer)
 
