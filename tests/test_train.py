@@ -15,7 +15,7 @@ import pytest
 
 from training import recipes
 
-from conftest import EXHAUSTIVE, make_subset
+from conftest import EXHAUSTIVE, MECHANICS_MODEL, make_subset
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -205,8 +205,7 @@ def test_killed_run_resumes_and_ends_with_the_same_step_count(cifar_small, tmp_p
     steps_per_epoch, epochs = 100 // 10, 2  # 10 steps per epoch, 20 in all
     args = [
         f"--dataset=folder:{cifar_small}",
-        "--model=ghostnet_050",
-        "--width=0.35",
+        f"--model={MECHANICS_MODEL}",
         "--image_size=32",
         "--batch_size=10",
         f"--epochs={epochs}",
@@ -262,8 +261,7 @@ def test_killed_run_resumes_and_ends_with_the_same_step_count(cifar_small, tmp_p
     config = recipes.make_config(
         dataset=f"folder:{cifar_small}",
         model_dir=str(model_dir),
-        model="ghostnet_050",
-        width=0.35,
+        model=MECHANICS_MODEL,
         image_size=32,
         batch_size=10,
         epochs=epochs,
@@ -295,8 +293,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(cifar_small, tmp_pa
         "-m",
         "training.train",
         f"--dataset=folder:{cifar_small}",
-        "--model=ghostnet_050",
-        "--width=0.35",
+        f"--model={MECHANICS_MODEL}",
         "--image_size=32",
         "--batch_size=20",
         "--epochs=2",
@@ -362,7 +359,7 @@ def _error_cases(cifar_small, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     base = [f"--model_dir={tmp_path / 'run'}", "--epochs=1", "--warmup_epochs=0"]
-    small = [f"--dataset=folder:{cifar_small}", "--model=ghostnet_050", "--image_size=32"]
+    small = [f"--dataset=folder:{cifar_small}", f"--model={MECHANICS_MODEL}", "--image_size=32"]
     return {
         "unknown model": (
             [*base, *small[:1], "--model=ghostnet_10"],

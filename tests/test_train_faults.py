@@ -2,7 +2,7 @@
 a model that does not match the run directory, a full disk, two runs on one directory, Ctrl-C,
 a missing TensorFlow, start-up noise and short runs. Real files, real processes and signals.
 
-The command-line tests share one finished run (`finished_run`, a tiny model on 50 real CIFAR-10
+The command-line tests share one finished run (`finished_run`, conftest's `MECHANICS_MODEL` on 50 real CIFAR-10
 images, 2 epochs of 2 steps, no --warmup_epochs) and start their processes in parallel: most
 of their time is TensorFlow's start-up.
 """
@@ -23,7 +23,7 @@ import pytest
 from training import config as config_lib
 from training import keras_compat, recipes
 
-from conftest import make_subset, shared_across_workers
+from conftest import MECHANICS_MODEL, make_subset, shared_across_workers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOISE = re.compile(
@@ -32,7 +32,7 @@ NOISE = re.compile(
 )
 
 
-def train_command(model_dir, data, *extra, model=("--model=ghostnet_050", "--width=0.35")):
+def train_command(model_dir, data, *extra, model=(f"--model={MECHANICS_MODEL}",)):
     return [
         sys.executable,
         "-m",
@@ -331,7 +331,7 @@ def test_short_run_with_default_warmup_is_quiet_and_keeps_the_umask(finished_run
     model_dir, code, out, err = finished_run
     assert code == 0
     assert not NOISE.search(err), err
-    assert "Training ghostnet_050" in out
+    assert f"Training {MECHANICS_MODEL}" in out
     written = [
         model_dir / "model.keras",
         model_dir / "metrics.json",
@@ -350,7 +350,7 @@ def test_damaged_checkpoints_mismatched_model_and_stale_lock(finished_run, tiny_
     - the latest checkpoint damaged (200 kB overwritten): the rerun skips it, names it, and
       resumes from the older one (before: it loaded it and overwrote model.keras);
     - both checkpoints damaged: one line naming both files and the way out, exit 2;
-    - --model=resnet56 on the ghostnet_050 run: one short line from config.json (before:
+    - --model=resnet56 on the run of another model: one short line from config.json (before:
       a 58 KB line of tensor values);
     - a lock file left by a process that is gone: no obstacle.
     """
@@ -383,7 +383,7 @@ def test_damaged_checkpoints_mismatched_model_and_stale_lock(finished_run, tiny_
     assert "ckpt-4.weights.h5: damaged" in err and "delete or move away" in err
 
     code, out, err = results["other_model"]
-    assert_one_error_line(code, err, "model=ghostnet_050", "Received: model=resnet56")
+    assert_one_error_line(code, err, f"model={MECHANICS_MODEL}", "Received: model=resnet56")
     assert len(err) < 500
 
     code, out, err = results["stale"]
