@@ -2,9 +2,9 @@
 a model that does not match the run directory, a full disk, two runs on one directory, Ctrl-C,
 a missing TensorFlow, start-up noise and short runs. Real files, real processes and signals.
 
-The command-line tests share one finished run (`finished_run`, conftest's `MECHANICS_MODEL` on 50 real CIFAR-10
-images, 2 epochs of 2 steps, no --warmup_epochs) and start their processes in parallel: most
-of their time is TensorFlow's start-up.
+The command-line tests share one finished run (`finished_run`: conftest's `MECHANICS_MODEL` on
+50 real CIFAR-10 images, 2 epochs of 2 steps, no --warmup_epochs) and start their processes in
+parallel: most of their time is TensorFlow's start-up.
 """
 
 import json
