@@ -210,10 +210,12 @@ def check_state_dict(state_dict, plan, mapping, model_name, include_top=True, so
         lines.append(f"The checkpoint looks like {guess}: pass --model={guess}.")
     elif not guess:
         other = _guess_elsewhere(state_dict, mapping)
-        hint = f"; it looks like {other[1]} of {other[0].title}: pass --model={other[1]}"
+        hint = ""
+        if other is not None:
+            hint = f"; it looks like {other[1]} of {other[0].title}: pass --model={other[1]}"
         lines.append(
             f"It does not look like a checkpoint of {mapping.title} "
-            f"({', '.join(mapping.models)}){hint if other else ''}."
+            f"({', '.join(mapping.models)}){hint}."
         )
     raise ValueError("\n".join(lines))
 
