@@ -400,8 +400,8 @@ def test_check_cli(cifar_small, tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "10 classes (airplane, automobile, bird" in out
     assert "train: 10 of 10 images decode" in out and "eval: 10 of 11 images decode" in out
-    assert "1 image(s) cannot be decoded" in out
-    assert f'skipping "{root / "test" / "dog" / "broken.jpg"}"' in err
+    broken = root / "test" / "dog" / "broken.jpg"
+    assert f"1 image(s) cannot be decoded; training skips them:\n    {broken}" in out
     assert check.main([f"folder:{tmp_path / 'nothing'}"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: The image folder") and "Traceback" not in "".join(err)
@@ -490,7 +490,12 @@ def test_class_of_corrupt_files_is_refused(cifar_small, tmp_path, capfd):
 def test_unreadable_files_are_not_called_corrupt(cifar_small, tmp_path, capfd):
     """Files that cannot be read are told apart from files that do not decode. The tests run
     as root, for whom chmod 000 blocks nothing: the unreadable files are a link to
-    /proc/self/mem (every read fails with an I/O error) and a link to nowhere."""
+    /proc/self/mem (every read fails with an I/O error) and a link to nowhere.
+
+    Asserted on what the library returns (`check_dataset`'s report), not on the pipeline's
+    warnings: a training pipeline that has delivered the images asked of it may not have
+    reached a bad file yet, and its lines come from TensorFlow's runtime (issue 23, item 17:
+    that made this test flaky under load)."""
     root = make_subset(cifar_small, tmp_path / "data", 1)
     cat = root / "train" / "cat"
     (cat / "io_error.jpg").symlink_to("/proc/self/mem")
@@ -501,17 +506,61 @@ def test_unreadable_files_are_not_called_corrupt(cifar_small, tmp_path, capfd):
         f"folder:{root}", "train", training=True, batch_size=1, image_size=32, cache=False
     )
     assert len(list(ds.take(10))) == 10
-    err = capfd.readouterr().err
+    err = capfd.readouterr().err  # the listing's warning is printed before it returns
     assert f"skipping 1 entr(ies) of {root / 'train'} that cannot be read" in err
     assert str(cat / "dangling.jpg") in err
-    assert f'"{cat / "io_error.jpg"}" - cannot be read' in err
-    assert f'"{cat / "broken.jpg"}" - is corrupt' in err
+    report = check.check_dataset(f"folder:{root}")
+    assert report.unreadable == [str(cat / "io_error.jpg")]
+    assert report.undecodable == [str(cat / "broken.jpg")]
+    assert report.decoded == {"train": 10, "eval": 10} and not report.ok
+    assert len(report.problems) == 1 and str(cat / "dangling.jpg") in report.problems[0]
     # The calibration/evaluation reader gives the operating system's reason.
     source = data.image_source(f"folder:{root}/train", "eval", image_size=32, num_images=20)
     assert sum(len(x) for x, _ in source.batches) == 10
     err = capfd.readouterr().err
     assert f"skipping {cat / 'io_error.jpg'}: cannot be read" in err and "Input/output" in err
     assert f"skipping {cat / 'broken.jpg'}: it is corrupt" in err
+
+
+def test_hidden_entries_are_skipped_everywhere_and_checked(cifar_small, tmp_path, capfd):
+    """Hidden entries (names starting with '.') are no part of a data set, in every listing:
+    a hidden folder in train/ is not a class (before: train/.thumbs/ made 11 classes of 10,
+    and an empty .ipynb_checkpoints/ made training refuse to start), hidden files are not
+    images, and `--check` names them as skipped, not as errors (issue 23, item 3)."""
+    root = make_subset(cifar_small, tmp_path / "data", 1)
+    thumbs = root / "train" / ".thumbs"
+    thumbs.mkdir()
+    shutil.copy(next((root / "train" / "cat").iterdir()), thumbs / "cat.jpg")
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "test" / ".ipynb_checkpoints").mkdir()
+    (root / "train" / "dog" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "train" / "dog" / "._dog.jpg").write_bytes(b"\0\5\26\7 AppleDouble")
+    capfd.readouterr()
+    info = data.dataset_info(f"folder:{root}")
+    assert info.class_names == tuple(CIFAR_CLASSES)
+    assert (info.num_train_examples, info.num_eval_examples) == (10, 10)
+    ds = data.make_dataset(
+        f"folder:{root}", "train", training=True, batch_size=10, image_size=32, repeat=False
+    )
+    assert sum(int(y.shape[0]) for _, y in ds) == 10
+    # The calibration and evaluation listing skips the same entries.
+    source = data.image_source(f"folder:{root}", "calibration", image_size=32, num_images=50)
+    assert source.class_names == tuple(CIFAR_CLASSES)
+    assert sum(len(x) for x, _ in source.batches) == 10
+    arrays_of_split = data.image_source(
+        f"folder:{root}/train", "eval", image_size=32, num_images=50
+    )
+    assert sum(len(x) for x, _ in arrays_of_split.batches) == 10
+    assert ".thumbs" not in capfd.readouterr().err  # skipped without a word
+    report = check.check_dataset(f"folder:{root}")
+    assert report.ok and report.decoded == {"train": 10, "eval": 10}
+    hidden = {str(thumbs), str(root / "train" / ".ipynb_checkpoints")}
+    hidden |= {str(root / "test" / ".ipynb_checkpoints")}
+    hidden |= {str(root / "train" / "dog" / n) for n in (".DS_Store", "._dog.jpg")}
+    assert set(report.hidden) == hidden
+    assert check.main([f"folder:{root}", "--check"]) == 0
+    out = capfd.readouterr().out
+    assert "5 hidden entr(ies) skipped (names starting with '.'):" in out and str(thumbs) in out
 
 
 def test_no_libjpeg_line_for_truncated_jpegs(cifar_small, tmp_path, capfd):

@@ -1,18 +1,80 @@
 """``python -m ghostnet_keras.data SPEC [--data_dir DIR] [--check]``: what a data set holds,
-and with ``--check`` which of its images cannot be used."""
+and with ``--check`` which of its images cannot be used (`check_dataset`)."""
 
+import dataclasses
 import sys
 
 import ghostnet_keras.data.folders as folders
-from ghostnet_keras.data.pipeline import dataset_info, make_dataset
-from ghostnet_keras.data.specs import parse_dataset
+import ghostnet_keras.data.pipeline as pipeline
+from ghostnet_keras.data.specs import DataInfo, parse_dataset
+
+
+@dataclasses.dataclass
+class CheckReport:
+    """What `check_dataset` found.
+
+    Attributes:
+        info: the data set's `DataInfo`.
+        decoded: ``{"train": n, "eval": n}``, the images of each split that decode.
+        unreadable: the files that cannot be read (no permission, an I/O error).
+        undecodable: the files (TFDS: the record ids) that are not decodable images.
+        problems: what the folder listing warned about (broken links, FIFOs, nested
+            folders, classes without usable images), one sentence each.
+        hidden: the hidden entries (names starting with '.') that every listing skips;
+            reported, not a problem.
+    """
+
+    info: DataInfo
+    decoded: dict
+    unreadable: list
+    undecodable: list
+    problems: list
+    hidden: list
+
+    @property
+    def ok(self):
+        """True if every image decodes and the listing found no problem."""
+        return not (self.unreadable or self.undecodable or self.problems)
+
+
+def check_dataset(spec, data_dir=None):
+    """Reads and decodes every image of both splits of ``spec`` as the pipelines do; returns
+    a `CheckReport` naming what training would skip and why."""
+    spec = parse_dataset(spec)
+    info = pipeline.dataset_info(spec, data_dir)
+    decoded, unreadable, undecodable = {}, [], []
+    for split in ("train", "eval"):
+        decoded[split] = 0
+        for name, status in pipeline.split_statuses(spec, split, data_dir):
+            name = name.decode("utf-8", "replace")
+            if status == pipeline.STATUS_DECODED:
+                decoded[split] += 1
+            elif status == pipeline.STATUS_UNREADABLE:
+                unreadable.append(name)
+            else:
+                undecodable.append(name)
+    folder = spec.kind == "folder"
+    return CheckReport(
+        info,
+        decoded,
+        unreadable,
+        undecodable,
+        folders.problems(spec) if folder else [],
+        folders.hidden_entries(spec) if folder else [],
+    )
+
+
+def _shown(paths, limit=20):
+    return [f"    {p}" for p in paths[:limit]] + (
+        [f"    ... and {len(paths) - limit} more"] if len(paths) > limit else []
+    )
 
 
 def main(argv=None):
     """``python -m ghostnet_keras.data SPEC [--data_dir DIR] [--check]``: prints what a data
     set holds; ``--check`` decodes every image and names the ones training would skip (and
-    why: unreadable or not decodable), and exits with 1 if any image or folder entry cannot be
-    used, so that it can gate a pipeline."""
+    why: unreadable or not decodable) and the hidden entries every listing skips, and exits
+    with 1 if any image or folder entry cannot be used, so that it can gate a pipeline."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m ghostnet_keras.data", description=main.__doc__)
@@ -21,7 +83,8 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true", help="decode every image")
     args = parser.parse_args(argv)
     try:
-        info = dataset_info(args.dataset, args.data_dir)
+        info = pipeline.dataset_info(args.dataset, args.data_dir)
+        report = check_dataset(args.dataset, args.data_dir) if args.check else None
     except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -29,27 +92,24 @@ def main(argv=None):
     print(f"{args.dataset}: {info.num_classes} classes ({names})")
     print(f"  {info.train_split}: {info.num_train_examples} images")
     print(f"  {info.eval_split}: {info.num_eval_examples} images")
-    if not args.check:
+    if report is None:
         return 0
-    bad = 0
-    for split, expected in (("train", info.num_train_examples), ("eval", info.num_eval_examples)):
-        ds = make_dataset(
-            args.dataset,
-            split,
-            training=False,
-            batch_size=256,
-            image_size=16,
-            data_dir=args.data_dir,
-            cache=False,
-            one_hot=False,
-        )
-        decoded = sum(int(labels.shape[0]) for _, labels in ds)
-        bad += expected - decoded
-        print(f"  {split}: {decoded} of {expected} images decode", flush=True)
-    spec = parse_dataset(args.dataset)
-    listing = folders.problems(spec) if spec.kind == "folder" else []
-    if bad:
-        print(f"{bad} image(s) cannot be decoded (named above); training skips them.")
-    if listing:
-        print(f"{len(listing)} problem(s) in the folder listing (named above).")
-    return 1 if bad or listing else 0
+    expected = {"train": info.num_train_examples, "eval": info.num_eval_examples}
+    for split, count in report.decoded.items():
+        print(f"  {split}: {count} of {expected[split]} images decode")
+    out = []
+    if report.unreadable:
+        out += [f"{len(report.unreadable)} image(s) cannot be read; training skips them:"]
+        out += _shown(report.unreadable)
+    if report.undecodable:
+        out += [f"{len(report.undecodable)} image(s) cannot be decoded; training skips them:"]
+        out += _shown(report.undecodable)
+    if report.problems:
+        out += [f"{len(report.problems)} problem(s) in the folder listing:"]
+        out += _shown(report.problems)
+    if report.hidden:
+        out += [f"{len(report.hidden)} hidden entr(ies) skipped (names starting with '.'):"]
+        out += _shown(report.hidden)
+    if out:
+        print("\n".join(out), flush=True)
+    return 0 if report.ok else 1

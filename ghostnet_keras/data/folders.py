@@ -17,10 +17,27 @@ EVAL_FOLDERS = ("val", "validation", "test")
 
 _LISTINGS = {}  # the last folder listings, see list_split
 PROBLEMS = {}  # split folder -> what its listing warned about
+HIDDEN = {}  # listed folder -> the hidden entries its listing skipped
 
 
 def warn(message):
     print(f"WARNING: {message}", file=sys.stderr)
+
+
+def is_hidden(name):
+    """Hidden entries (names that start with '.': ``.DS_Store``, ``.ipynb_checkpoints``,
+    ``.thumbs``, ...) are no part of a data set."""
+    return name.startswith(".")
+
+
+def entries(directory, hidden):
+    """The entries of ``directory`` sorted by name, without the hidden ones, whose paths are
+    appended to the list ``hidden``: the one listing of every folder reader (training,
+    calibration, evaluation). Hidden entries are skipped without a warning; ``--check``
+    names them."""
+    found = sorted(os.scandir(directory), key=lambda e: e.name)
+    hidden.extend(e.path for e in found if is_hidden(e.name))
+    return [e for e in found if not is_hidden(e.name)]
 
 
 def splits(spec):
@@ -65,7 +82,8 @@ def list_split(spec, split, class_names=None):
     """
     split_dir = os.path.join(spec.path, split)
     try:
-        found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+        hidden = []
+        found = [e.name for e in entries(split_dir, hidden) if e.is_dir()]
         # Listing ImageNet takes seconds and a training run asks several times: the listing
         # is kept while no class folder changes (adding or removing a file changes its mtime).
         stamp = tuple(os.stat(os.path.join(split_dir, n)).st_mtime_ns for n in found)
@@ -76,7 +94,8 @@ def list_split(spec, split, class_names=None):
             _LISTINGS[key] = _scan_classes(spec, split_dir, found, class_names)
     except OSError as e:
         raise error(f"Cannot read {e.filename or split_dir}: {e.strerror}.", spec) from None
-    paths, labels, class_names = _LISTINGS[key]
+    paths, labels, class_names, hidden_in_classes = _LISTINGS[key]
+    HIDDEN[split_dir] = hidden + list(hidden_in_classes)
     return list(paths), list(labels), class_names
 
 
@@ -107,13 +126,13 @@ def _scan_classes(spec, split_dir, found, class_names):
             )
     index = {name: i for i, name in enumerate(class_names)}
     paths, labels, skipped, nested, unreadable, per_class = [], [], [], [], [], {}
+    hidden = []
     for name in found:
         class_dir = os.path.join(split_dir, name)
         per_class[name] = []
-        for entry in sorted(os.scandir(class_dir), key=lambda e: e.name):
+        for entry in entries(class_dir, hidden):
             if entry.is_dir():
-                if not entry.name.startswith("."):
-                    nested.append(entry.path)
+                nested.append(entry.path)
             elif not entry.is_file():
                 unreadable.append(entry.path)  # a broken link, a FIFO, a socket, ...
             elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
@@ -172,7 +191,7 @@ def _scan_classes(spec, split_dir, found, class_names):
     PROBLEMS[split_dir] = problems
     for problem in problems:
         warn(problem)
-    return paths, labels, tuple(class_names)
+    return paths, labels, tuple(class_names), tuple(hidden)
 
 
 def problems(spec):
@@ -180,6 +199,13 @@ def problems(spec):
     list_split): entries that cannot be read, nested folders, classes without usable images."""
     root = os.path.join(spec.path, "")
     return [p for d, found in PROBLEMS.items() if d.startswith(root) for p in found]
+
+
+def hidden_entries(spec):
+    """The hidden entries (see `is_hidden`) that the last listing of each split folder of
+    ``spec`` skipped."""
+    root = os.path.join(spec.path, "")
+    return [p for d, found in HIDDEN.items() if d.startswith(root) for p in found]
 
 
 def split_files(spec, folder, class_names, input_context):
@@ -196,15 +222,14 @@ def list_images(root, spec):
     """Files and labels of ``root/<class>/*`` (labelled) or of a flat ``root/*`` (labels None),
     ordered class by class in turn (the first N images cover every class evenly), and the
     class names (None for a flat folder)."""
-    entries = sorted(os.scandir(root), key=lambda e: e.name)
-    class_dirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    hidden = HIDDEN[root] = []
+    listed = entries(root, hidden)
+    class_dirs = [e for e in listed if e.is_dir()]
     if class_dirs:
         per_class, names, nested, unreadable = [], [], [], []
         for entry in class_dirs:
             files = []
-            for f in sorted(os.scandir(entry.path), key=lambda e: e.name):
-                if f.name.startswith("."):
-                    continue
+            for f in entries(entry.path, hidden):
                 if f.is_dir():
                     nested.append(f.path)
                 elif f.is_file():
@@ -233,7 +258,7 @@ def list_images(root, spec):
                     labels.append(label)
         class_names = tuple(names)
     else:
-        files = [e.path for e in entries if e.is_file() and not e.name.startswith(".")]
+        files = [e.path for e in listed if e.is_file()]
         labels, class_names = None, None
     images = [i for i, f in enumerate(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
     if len(images) < len(files):

@@ -44,26 +44,31 @@ UNREADABLE = "cannot be read (a broken link, no permission or an I/O error)"
 UNDECODABLE = "is corrupt, truncated or not a JPEG, PNG, GIF, BMP or WebP image"
 
 
-def _robust_map(ds, fn, read, fallback, deterministic):
-    """Maps ``(name, source, label, seed)`` to ``(fn(source, seed), label)``, dropping the
-    elements where ``fn`` fails with a warning that names them and says why: the file cannot
-    be read (``read(source)`` fails too), or it is not a decodable image.
+# The status of an element in _with_status.
+STATUS_DECODED, STATUS_UNREADABLE, STATUS_UNDECODABLE = 0, 1, 2
+
+
+def _with_status(ds, fn, read, fallback, deterministic):
+    """Maps ``(name, source, label, seed)`` to ``(name, image, label, status)``: ``image`` is
+    ``fn(source, seed)`` and ``status`` is ``STATUS_DECODED``, or ``image`` is ``fallback`` and
+    ``status`` says why ``fn`` failed: the source cannot be read (``read(source)`` fails too,
+    ``STATUS_UNREADABLE``) or it is not a decodable image (``STATUS_UNDECODABLE``).
 
     Each element runs in its own one-element dataset with ``ignore_errors``, so that a failure
     is seen next to the file name (tf.data's own ignore_errors cannot name the file)."""
 
     def readable(source):
         # A data dependency on the read (tf.data prunes control-only dependencies).
-        return fallback, tf.where(tf.strings.length(read(source)) >= 0, 2, 1)
+        was_read = tf.strings.length(read(source)) >= 0
+        return fallback, tf.where(was_read, STATUS_UNDECODABLE, STATUS_UNREADABLE)
 
     def one(name, source, label, seed):
-        # Status 0: decoded; 2: readable but not decodable; 1: not even readable. The
-        # second dataset only runs when the first one failed.
+        # The second dataset only runs when the first one failed, the third when both did.
         decoded = tf.data.Dataset.from_tensors((source, seed)).map(
-            lambda s, r: (fn(s, r), tf.constant(0))
+            lambda s, r: (fn(s, r), tf.constant(STATUS_DECODED))
         )
         undecodable = tf.data.Dataset.from_tensors(source).map(readable)
-        unreadable = tf.data.Dataset.from_tensors((fallback, tf.constant(1)))
+        unreadable = tf.data.Dataset.from_tensors((fallback, tf.constant(STATUS_UNREADABLE)))
         return (
             decoded.ignore_errors()
             .concatenate(undecodable.ignore_errors())
@@ -71,6 +76,21 @@ def _robust_map(ds, fn, read, fallback, deterministic):
             .take(1)
             .map(lambda image, status: (name, image, label, status))
         )
+
+    return ds.interleave(
+        one,
+        # Up to this many files decode at once (parallelism is capped by the cycle length).
+        cycle_length=max(16, 2 * (os.cpu_count() or 1)),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+
+
+def _robust_map(ds, fn, read, fallback, deterministic):
+    """Maps ``(name, source, label, seed)`` to ``(fn(source, seed), label)``, dropping the
+    elements where ``fn`` fails with a warning that names them and says why (see
+    `_with_status`)."""
 
     def check(name, image, label, status):
         def warn(reason):
@@ -80,20 +100,16 @@ def _robust_map(ds, fn, read, fallback, deterministic):
 
             return print_it
 
-        ok = tf.switch_case(
-            status, [lambda: True, warn(UNREADABLE), warn(UNDECODABLE)], name="skip_warning"
-        )
+        branches = {
+            STATUS_DECODED: lambda: True,
+            STATUS_UNREADABLE: warn(UNREADABLE),
+            STATUS_UNDECODABLE: warn(UNDECODABLE),
+        }
+        ok = tf.switch_case(status, branches, name="skip_warning")
         return image, label, ok
 
-    ds = ds.interleave(
-        one,
-        # Up to this many files decode at once (parallelism is capped by the cycle length).
-        cycle_length=max(16, 2 * (os.cpu_count() or 1)),
-        block_length=1,
-        num_parallel_calls=AUTOTUNE,
-        deterministic=deterministic,
-    )
-    ds = ds.map(check).filter(lambda image, label, ok: ok)
+    ds = _with_status(ds, fn, read, fallback, deterministic).map(check)
+    ds = ds.filter(lambda image, label, ok: ok)
     return ds.map(lambda image, label, ok: (image, label))
 
 
@@ -113,6 +129,28 @@ def _estimate_bytes(sources, count):
     if not pixels:
         return 0
     return sum(pixels) // len(pixels) * count
+
+
+def split_statuses(spec, split, data_dir=None):
+    """``(name, status)`` of every image of a split (``"train"`` or ``"eval"``), as NumPy
+    values in listing order: the file path (a TFDS record's id) and whether it decodes
+    (``STATUS_DECODED``), cannot be read (``STATUS_UNREADABLE``) or is not a decodable image
+    (``STATUS_UNDECODABLE``). What the pipelines skip, as data rather than as warnings."""
+    spec = parse_dataset(spec)
+    info = dataset_info(spec, data_dir)
+    if spec.kind == "folder":
+        folder = info.train_split if split == "train" else info.eval_split
+        class_names = None if split == "train" else info.class_names
+        paths, labels = folders.split_files(spec, folder, class_names, None)
+        ds, read = _folder_source(paths, labels, False, None), tf.io.read_file
+    else:
+        name = info.train_split if split == "train" else info.eval_split
+        (ds, _), read = tfds_source.source(spec, name, None, data_dir, False, None), tf.identity
+    ds = ds.map(lambda name, source, label: (name, source, label, tf.zeros([2], tf.int64)))
+    empty = tf.zeros([1, 1, 3], tf.uint8)
+    ds = _with_status(ds, lambda s, r: transforms.decode(read(s)), read, empty, True)
+    ds = ds.map(lambda name, image, label, status: (name, status))
+    return ds.prefetch(AUTOTUNE).as_numpy_iterator()
 
 
 def _read_some(paths):
