@@ -270,7 +270,7 @@ def _download(model_name, entry, force):
             f"Without network access, put {entry.file_name} (from {entry.url}) into "
             f"{models_dir()} (the cache under $KERAS_HOME), or set ${ORIGIN_ENV} to a mirror "
             "or a local folder that holds it (e.g. file:///data/checkpoints/)."
-        ) from err
+        ) from None  # the cause is named in the message; its chain is 100 lines of urllib
 
 
 def fetch_checkpoint(model_name):

@@ -5,6 +5,7 @@ import dataclasses
 import os
 import pickle
 import sys
+import traceback
 
 import h5py
 import numpy as np
@@ -297,6 +298,11 @@ def test_offline_error_names_url_cache_and_remedies(monkeypatch, tmp_path, capsy
     assert "http://127.0.0.1:9/weights/resnet34-b627a593.pth" in message
     assert str(tmp_path / "models") in message and pretrained.ORIGIN_ENV in message
     assert "KERAS_HOME" in message and "file://" in message
+    # The cause is in the message, not in a chained traceback of urllib and Keras.
+    assert info.value.__suppress_context__ and info.value.__cause__ is None
+    assert "Connection refused" in message or "Errno" in message
+    chain = "".join(traceback.format_exception(info.value))
+    assert "During handling" not in chain and "direct cause" not in chain
 
     output = tmp_path / "r34.weights.h5"
     assert convert_weights.main(["--model=resnet34", f"--output={output}"]) == 2
