@@ -147,6 +147,11 @@ def reparameterize(model):
     """
     import keras
 
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "`model` must be a Keras model (a GhostNetV3 in its training form). "
+            f"Received: model={model!r}"
+        )
     groups = _branches(model)
     if not groups:
         return model

@@ -146,11 +146,19 @@ def test_every_family_validates_alike(family, kwargs, pattern):
         FAMILIES[family](**kwargs)
 
 
-@pytest.mark.parametrize("width", [float("inf"), float("nan"), True])
+@pytest.mark.parametrize("width", [float("inf"), float("nan"), True, 100.0, 4.01])
 def test_width_must_be_finite(width):
-    for builder in (GhostNet, ghostnet_keras.GGhostNet):
+    # 100.0 grew past 23 GB before the kernel killed it: refused before anything is built.
+    builders = (GhostNet, ghostnet_keras.GGhostNet, ghostnet_keras.GhostNetV2)
+    for builder in (*builders, ghostnet_keras.GhostNetV3):
         with pytest.raises(ValueError, match=rf"Received: width={width}$"):
             builder(width=width)
+
+
+def test_reparameterize_needs_a_model():
+    for value in (None, "ghostnetv3_100", np.zeros((2, 2))):
+        with pytest.raises(ValueError, match=r"`model` must be a Keras model.*Received: model="):
+            ghostnet_keras.reparameterize(value)
 
 
 def test_create_model_names_unknown_arguments():
