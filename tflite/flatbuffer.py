@@ -150,11 +150,20 @@ def float_softmax(flatbuffer):
     """Moves a quantized final SOFTMAX of a `.tflite` model to float, so that XNNPACK runs it.
 
     XNNPACK has no int8/uint8 softmax: a full-integer model ends with a SOFTMAX that the
-    delegate leaves to the reference kernel, in a second partition. This rewrites
-    ``SOFTMAX(int8) -> DEQUANTIZE`` (float output) into ``DEQUANTIZE -> SOFTMAX(float)``, and
-    a quantized model output ``SOFTMAX(int8)`` into ``DEQUANTIZE -> SOFTMAX -> QUANTIZE``
-    (the output tensor keeps its type and quantization). The probabilities are then computed
-    in float from the same int8 logits: no less accurate. Other models are returned unchanged.
+    delegate leaves to the reference kernel. The softmax then computes in float on the
+    dequantized int8 logits (a DEQUANTIZE in front of it), and what read its quantized
+    output reads the float probabilities instead:
+
+    - ``SOFTMAX(int8) -> DEQUANTIZE`` (``io="float"``: a float model output): the softmax
+      writes the float output itself;
+    - ``SOFTMAX(int8) -> QUANTIZE`` (``io="uint8"``: the int8 probabilities requantized to
+      the uint8 model output): the QUANTIZE takes the float probabilities, a float-to-uint8
+      quantization that XNNPACK runs, where it does not run an int8-to-uint8 one;
+    - ``SOFTMAX(int8)`` as the model output (``io="int8"``): a QUANTIZE after the float
+      softmax writes it.
+
+    The output tensor keeps its type and quantization, and the probabilities come from the
+    same int8 logits: no less accurate. Other models are returned unchanged.
     """
     schema = _schema()
     ops = schema.BuiltinOperator
@@ -184,30 +193,31 @@ def float_softmax(flatbuffer):
             continue
         logits, probs = op.inputs[0], op.outputs[0]
         users = [o for o in graph.operators if probs in list(o.inputs)]
+        user = builtin_code(model, users[0]) if len(users) == 1 else None
+        if probs in list(graph.outputs):
+            if users:
+                continue
+        elif user not in (ops.DEQUANTIZE, ops.QUANTIZE):
+            continue
         dequantize = schema.OperatorT()
         dequantize.opcodeIndex = opcode_index(model, ops.DEQUANTIZE)
         float_logits = new_float_tensor(graph.tensors[logits], b"_float")
         dequantize.inputs, dequantize.outputs = [logits], [float_logits]
-        if (
-            len(users) == 1
-            and builtin_code(model, users[0]) == ops.DEQUANTIZE
-            and probs not in graph.outputs
-        ):
-            # SOFTMAX -> DEQUANTIZE(output): the softmax writes the float output directly.
-            old = users[0]
-            op.inputs, op.outputs = [float_logits], [old.outputs[0]]
-            graph.operators.remove(old)
-            graph.operators.insert(position, dequantize)
-        elif not users and probs in list(graph.outputs):
+        graph.operators.insert(position, dequantize)
+        if user == ops.DEQUANTIZE:  # the softmax writes the float output directly
+            op.inputs, op.outputs = [float_logits], [users[0].outputs[0]]
+            graph.operators.remove(users[0])
+        elif user == ops.QUANTIZE:  # the requantization to the output quantizes floats
+            float_probs = new_float_tensor(graph.tensors[probs], b"_float")
+            op.inputs, op.outputs = [float_logits], [float_probs]
+            users[0].inputs = [float_probs]
+        else:  # the softmax was the model output: a QUANTIZE writes it
             quantize = schema.OperatorT()
             quantize.opcodeIndex = opcode_index(model, ops.QUANTIZE)
             float_probs = new_float_tensor(graph.tensors[probs], b"_float")
             quantize.inputs, quantize.outputs = [float_probs], [probs]
             op.inputs, op.outputs = [float_logits], [float_probs]
-            graph.operators.insert(position, dequantize)
             graph.operators.insert(position + 2, quantize)
-        else:
-            continue
         changed = True
     return write(model) if changed else flatbuffer
 
