@@ -236,10 +236,25 @@ def verify_file(path, entry):
     for prefix in expected:
         if not actual.startswith(prefix):
             raise ValueError(
-                f"The downloaded file {path} is corrupt or not the published one: its SHA-256 "
-                f"is {actual}, expected {prefix}{'...' if len(prefix) < 64 else ''}. "
-                "It has been deleted; try again, or check $" + ORIGIN_ENV + "."
+                f"{path} is corrupt or not the published file: its SHA-256 is {actual}, "
+                f"expected {prefix}{'...' if len(prefix) < 64 else ''}."
             )
+
+
+def _kept(path, entry, err):
+    """The error for a file that was in the cache before this call: it may be the user's
+    own (the offline message tells users to put one there), so it is never deleted."""
+    first, *rest = str(err).splitlines() or [type(err).__name__]
+    return ValueError(
+        "\n".join(
+            [
+                f"{first} The file was already in the cache, put there by hand or by an "
+                f"earlier download, and is left as it is: replace it with {entry.url}, or "
+                "remove it to have it downloaded.",
+                *rest,
+            ]
+        )
+    )
 
 
 def converted_path(model_name, entry=None):
@@ -273,31 +288,38 @@ def _download(model_name, entry, force):
         ) from None  # the cause is named in the message; its chain is 100 lines of urllib
 
 
-def fetch_checkpoint(model_name):
-    """Downloads (or finds in the cache) the checkpoint of ``model_name`` and verifies it.
-
-    A cached copy that fails the check is downloaded again once; a download that fails
-    it is deleted and raises ``ValueError``. A failed download raises
-    :class:`WeightsDownloadError` (an ``OSError``) saying how to get the file offline.
-    """
+def _fetch(model_name):
+    """``(path, downloaded)``: the verified checkpoint of ``model_name``, and whether this
+    call downloaded it (else it was in the cache already; see :func:`fetch_checkpoint`)."""
     entry = check_available(model_name)
     target = os.path.join(models_dir(), entry.file_name)
-    was_cached = os.path.exists(target)
+    if os.path.exists(target):
+        try:
+            verify_file(target, entry)
+        except ValueError as err:
+            raise _kept(target, entry, err) from None
+        return target, False
     path = _download(model_name, entry, force=False)
     try:
         verify_file(path, entry)
-    except ValueError:
-        if not was_cached:
-            os.remove(path)
-            raise
-        _print(f"The cached {path} fails its SHA-256 check; downloading it again.")
-        path = _download(model_name, entry, force=True)
-        try:
-            verify_file(path, entry)
-        except ValueError:
-            os.remove(path)
-            raise
-    return path
+    except ValueError as err:
+        os.remove(path)  # this call's own download: the next call downloads it afresh
+        raise ValueError(
+            f"The downloaded {err} It has been deleted; try again, or check ${ORIGIN_ENV}."
+        ) from None
+    return path, True
+
+
+def fetch_checkpoint(model_name):
+    """Downloads (or finds in the cache) the checkpoint of ``model_name`` and verifies it.
+
+    A download that fails the check is deleted and raises ``ValueError``. A file that was
+    in the cache before (which may be one the user put there) is never deleted or
+    overwritten: one that fails the check raises a ``ValueError`` saying what is wrong with
+    it. A failed download raises :class:`WeightsDownloadError` (an ``OSError``) saying how
+    to get the file offline.
+    """
+    return _fetch(model_name)[0]
 
 
 def weights_file(model_name):
@@ -319,7 +341,7 @@ convert_imagenet_weights = weights_file
 
 def _convert(model_name, target):
     entry = check_available(model_name)
-    checkpoint = fetch_checkpoint(model_name)
+    checkpoint, downloaded = _fetch(model_name)
     from ghostnet_keras.converters import convert
 
     if not entry.expected_hashes:
@@ -332,9 +354,11 @@ def _convert(model_name, target):
         return convert.convert_checkpoint(
             checkpoint, model_name.split(".")[0], target, converter=entry.converter
         )
-    except ValueError:  # truncated, corrupt or not this model: fetch it afresh next time
-        os.remove(checkpoint)
-        _print(f"Deleted {checkpoint}, which cannot be converted.")
+    except ValueError as err:  # truncated, corrupt or not this model
+        if not downloaded:  # perhaps the user's own file: say what is wrong, delete nothing
+            raise _kept(checkpoint, entry, err) from None
+        os.remove(checkpoint)  # this call's own download: fetched afresh next time
+        _print(f"Deleted the download {checkpoint}, which cannot be converted.")
         raise
 
 

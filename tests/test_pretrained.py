@@ -132,12 +132,34 @@ def test_hub_style_hash_prefix_in_file_name(served, checkpoint_bytes):
     assert pretrained.fetch_checkpoint("ghostnet_100") == str(cached)
 
 
-def test_corrupted_cache_is_downloaded_again(served, checkpoint_bytes):
+def test_a_cached_file_that_fails_the_check_is_named_and_kept(served, checkpoint_bytes):
+    # It may be the user's own (the offline message says to put one there): never deleted
+    # or overwritten by a new download.
     cached = served()
     cached.parent.mkdir(parents=True)
     cached.write_bytes(corrupted(checkpoint_bytes))
-    assert pretrained.fetch_checkpoint("ghostnet_100") == str(cached)
-    assert cached.read_bytes() == checkpoint_bytes
+    with pytest.raises(ValueError) as info:
+        pretrained.fetch_checkpoint("ghostnet_100")
+    message = str(info.value)
+    assert message.startswith(f"{cached} is corrupt or not the published file: its SHA-256")
+    assert "already in the cache" in message and "left as it is" in message
+    assert cached.read_bytes() == corrupted(checkpoint_bytes)
+
+
+def test_a_file_the_user_placed_is_never_deleted(serve, tmp_path):
+    # Issue 23: following the offline message with a file that cannot be converted.
+    torch, _ = import_torch_timm()
+    user_file = serve("ghostnet_100", b"never read", sha256=None)
+    user_file.parent.mkdir(parents=True)
+    torch.save({"conv1.weight": torch.ones(8, 3, 3, 3)}, user_file)
+    placed = user_file.read_bytes()
+    with pytest.raises(ValueError) as info:
+        ghostnet_keras.GhostNet100(weights="imagenet")
+    first = str(info.value).splitlines()[0]
+    assert first.startswith("ghostnet_1x.pth does not match ghostnet_100")
+    assert "already in the cache" in first and "is left as it is" in first
+    assert user_file.read_bytes() == placed
+    assert not os.path.exists(pretrained.converted_path("ghostnet_100"))
 
 
 def test_truncated_checkpoint_without_digest(served, checkpoint_bytes):
@@ -393,3 +415,17 @@ def test_weights_code_imports_no_model_module_at_module_level():
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith(("torch", "paddle", "tensorflow")), path
+
+
+def test_listing_prints_the_columns_the_docs_name(capsys):
+    # Issue 23: the listing's columns differed from what the docs said it prints.
+    assert pretrained.main([]) == 0
+    header, rule, *rows = capsys.readouterr().out.splitlines()
+    docs = os.path.join(os.path.dirname(__file__), "..", "docs", "pretrained-weights.md")
+    with open(docs, encoding="utf-8") as f:
+        assert f"```\n{header}\n```" in f.read()
+    assert header.count("|") - 1 == rule.count("|") - 1 == 4
+    assert all(row.count("|") == header.count("|") for row in rows)
+    assert any(
+        row.startswith("| `ghostnet_130` | `weights=pretrained.weights_file(") for row in rows
+    )
