@@ -148,3 +148,31 @@ def test_safetensors_declaring_more_than_the_file_is_one_error(tmp_path):
     err, peak = _peak_bytes(lambda: convert_weights.read_state_dict(path))
     assert str(err).startswith(f"Cannot read {path}: the file is truncated or corrupt")
     assert peak < 10_000_000
+
+
+def _tiny(filters):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(filters, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="classifier")(x), name="tiny")
+
+
+def test_tflite_weights_of_another_model_give_one_error(tmp_path, recwarn):
+    # Issue 23: tflite.convert --model=run/model.keras --weights=FILE of another model
+    # printed 325 lines and 162 UserWarnings: it loaded past the one loader of weights_file.
+    from tflite import models
+
+    saved, other = tmp_path / "model.keras", tmp_path / "other.weights.h5"
+    _tiny(4).save(saved)
+    _tiny(5).save_weights(other)
+    with pytest.raises(ValueError) as info:
+        models.load_model(saved, weights=other)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 500
+    assert message.startswith("The `weights` file does not fit model 'tiny'")
+    assert "conv (model (3, 3, 3, 4), (4,), file (3, 3, 3, 5), (5,))" in message
+    assert message.endswith(f"Received: weights={str(other)!r}")
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    assert models.load_model(saved, weights=tmp_path / "model.keras").name == "tiny"

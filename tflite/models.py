@@ -23,6 +23,7 @@ def load_model(name_or_path, *, weights=None, **kwargs):
     import keras
 
     import ghostnet_keras
+    from ghostnet_keras import weights_file
 
     name = os.fspath(name_or_path)
     if name.endswith(".keras") or os.path.sep in name or os.path.isfile(name):
@@ -45,7 +46,7 @@ def load_model(name_or_path, *, weights=None, **kwargs):
                 raise ValueError(
                     f"The `weights` file does not exist. Received: weights={weights!r}"
                 )
-            model.load_weights(weights)
+            weights_file.load(model, weights)  # one error for a file that does not fit
         return model
     return ghostnet_keras.create_model(name, weights=weights, **kwargs)
 
