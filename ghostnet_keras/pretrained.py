@@ -370,12 +370,13 @@ def imagenet_model(model_name):
     target = converted_path(model_name)
     if os.path.exists(target):
         reference = build_model(model_name.split(".")[0], include_top=True, variant=entry.variant)
+        from ghostnet_keras import weights_file
+
         try:
-            reference.load_weights(target)
+            weights_file.load(reference, target)  # every failure is one ValueError
             return reference
-        except Exception as err:  # h5py and Keras raise many types for a damaged file
-            _print(f"The cached {target} cannot be read ({type(err).__name__}); converting again.")
-            os.remove(target)
+        except ValueError as err:  # damaged: our own conversion, redone (and replaced)
+            _print(f"The cached {target} cannot be loaded ({err}); converting again.")
     return _convert(model_name, target)
 
 
