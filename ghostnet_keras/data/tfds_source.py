@@ -2,6 +2,9 @@
 first use of a TFDS name only; without it the error names the extra to install."""
 
 import os
+import socket
+import urllib.parse
+import urllib.request
 
 import tensorflow as tf
 from absl import logging
@@ -9,6 +12,8 @@ from absl import logging
 from ghostnet_keras.data.specs import error, tfds
 
 IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+# Seconds to wait for a data set's download server (or the proxy to it) before preparing it.
+REACH_SECONDS = 5
 
 
 def builder(spec, data_dir):
@@ -45,8 +50,53 @@ def prepare(builder, spec):
                 f"{builder.name} must be downloaded by hand into {manual}/ : {instructions}",
                 spec,
             )
+    unreachable = _unreachable(builder)
+    if unreachable:
+        name, root = builder.name, builder.data_dir_root
+        raise error(
+            f"{name} is not prepared in {root} and cannot be downloaded: {unreachable}. "
+            f"Prepare it on a machine with a network (`tfds build {name} --data_dir=DIR`), then "
+            f"copy DIR/{name} to {root}/ (see docs/data.md), or train on image folders with "
+            "--dataset=folder:PATH.",
+            spec,
+        )
     logging.info("Preparing %s in %s", builder.name, builder.data_dir_root)
     builder.download_and_prepare()
+
+
+def _unreachable(builder):
+    """None if every download server that ``builder``'s checksums name answers (directly or
+    through the proxy that ``*_proxy`` sets for it), else ``"HOST:PORT cannot be reached
+    (reason)"``.
+
+    Offline, TFDS retries each download for minutes, prints progress bars and leaves partial
+    downloads; one connection attempt per server fails in seconds instead. A data set whose
+    builder names no URLs (no checksums file) is not checked."""
+    try:
+        urls = sorted(builder.url_infos or ())
+    except Exception:  # a builder without checksums, or checksums TFDS cannot read
+        return None
+    proxies = urllib.request.getproxies()
+    tried = set()
+    for url in urls:
+        target = urllib.parse.urlsplit(url)
+        if target.scheme not in ("http", "https") or not target.hostname:
+            continue
+        proxy = proxies.get(target.scheme)
+        via = ""
+        if proxy and not urllib.request.proxy_bypass(target.hostname):
+            target = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            via = f" (the proxy to {urllib.parse.urlsplit(url).hostname})"
+        address = (target.hostname, target.port or (443 if target.scheme == "https" else 80))
+        if address in tried:
+            continue
+        tried.add(address)
+        try:
+            socket.create_connection(address, timeout=REACH_SECONDS).close()
+        except OSError as e:
+            reason = e.strerror or str(e) or type(e).__name__
+            return f"{address[0]}:{address[1]}{via} cannot be reached ({reason})"
+    return None
 
 
 def splits(builder, spec):
