@@ -1,6 +1,8 @@
 """Hostile and mismatched weight files: each gives one clear error, allocates nothing big
 and deletes nothing of the user's. Every file here is crafted by the test, and small."""
 
+import errno
+import os
 import pickle
 import tracemalloc
 import zipfile
@@ -176,3 +178,31 @@ def test_tflite_weights_of_another_model_give_one_error(tmp_path, recwarn):
     assert message.endswith(f"Received: weights={str(other)!r}")
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
     assert models.load_model(saved, weights=tmp_path / "model.keras").name == "tiny"
+
+
+def test_a_full_disk_during_convert_weights_is_one_line(tmp_path, monkeypatch, capsys):
+    # Issue 23: h5py writing to a full disk ended in a segfault (rc 139) with __dealloc__
+    # tracebacks; the weights now go through files.write_bytes, as tflite.convert's do.
+    safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="needs safetensors")
+    import pathlib
+
+    from ghostnet_keras import converters
+    from ghostnet_keras.converters.core import expected_tensors
+
+    model = convert_weights.build_model("ghostnet_050")
+    shapes = expected_tensors(model, converters.get("ghostnet"))
+    checkpoint = tmp_path / "ghostnet_050.safetensors"
+    safetensors_numpy.save_file(
+        {name: np.full(shape, 0.5, "float32") for name, shape in shapes.items()}, str(checkpoint)
+    )
+
+    def full_disk(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_disk)
+    output = tmp_path / "out" / "g.weights.h5"
+    args = [f"--checkpoint={checkpoint}", "--model=ghostnet_050", f"--output={output}"]
+    assert convert_weights.main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: Cannot write {output}: No space left on device\n"
+    assert os.listdir(output.parent) == []  # no temporary file left behind

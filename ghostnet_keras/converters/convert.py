@@ -2,6 +2,7 @@
 write. The library half of ``python -m ghostnet_keras.convert_weights``, used by it and by
 ``weights="imagenet"`` (:mod:`ghostnet_keras.pretrained`)."""
 
+import io
 import math
 import os
 
@@ -56,6 +57,42 @@ def _best(mappings, state_dict, model):
     return max(mappings, key=score)
 
 
+class _WeightsBuffer(io.BytesIO):
+    """An in-memory ``.weights.h5`` file: Keras's ``save_weights`` checks the suffix on
+    ``str(filepath)`` and writes into an ``io.BytesIO`` through h5py (Keras 3.10 on)."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+    def __str__(self):
+        return self.name
+
+
+def weights_bytes(model):
+    """The content of ``model``'s ``.weights.h5`` file, written in memory."""
+    buffer = _WeightsBuffer("model.weights.h5")
+    model.save_weights(buffer)
+    return buffer.getvalue()
+
+
+def write_weights(model, output):
+    """Writes ``model``'s weights to ``output`` (``.weights.h5``) with the one writer of
+    every file of the project (:func:`ghostnet_keras.files.write_bytes`: atomic, never a
+    half-written file under the final name). The HDF5 file is made in memory, so that a full
+    disk is one ``OSError`` naming the file: h5py writing to the disk left its failed file
+    open, retried the flush at exit, printed tracebacks and crashed (SIGSEGV)."""
+    from ghostnet_keras import files
+
+    content = weights_bytes(model)
+    try:
+        files.write_bytes(output, content)
+    except OSError as err:
+        failure = OSError(f"Cannot write {output}: {err.strerror or err}")
+        failure.errno = err.errno
+        raise failure from None
+
+
 def convert_checkpoint(checkpoint, model_name, output, include_top=True, log=None, converter=None):
     """Converts ``checkpoint`` (a file path) to Keras weights for ``model_name``.
 
@@ -65,8 +102,6 @@ def convert_checkpoint(checkpoint, model_name, output, include_top=True, log=Non
     ``converter`` names a converter of ``ghostnet_keras.converters`` (default: chosen from
     the model and the file type). ``log`` is called with progress messages.
     """
-    from ghostnet_keras.files import atomic_path
-
     log = log or (lambda message: None)
     output = os.fspath(output)
     if not output.endswith(".weights.h5"):
@@ -90,8 +125,7 @@ def convert_checkpoint(checkpoint, model_name, output, include_top=True, log=Non
     count = convert_state_dict(state_dict, model, mapping, model_name, include_top, source)
     parent = os.path.dirname(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
-    with atomic_path(output) as tmp:  # never a half-written file under the final name
-        model.save_weights(tmp)
+    write_weights(model, output)
     params = sum(math.prod(w.shape) for w in model.weights)
     log(f"Converted {count} tensors ({params:,} values, {mapping.title}) to {output}")
     return model
