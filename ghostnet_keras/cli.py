@@ -8,10 +8,19 @@ output comes back with the command's ``--verbose`` flag or the environment varia
 import contextlib
 import logging
 import os
+import re
 import sys
+import tempfile
 
 VERBOSE_VARIABLES = ("GHOSTNET_VERBOSE", "GHOSTNET_TRAIN_VERBOSE")
 QUIET_LOGGERS = ("matplotlib", "tensorflow", "h5py", "absl")
+# Lines that LiteRT and the TFLite converter write to file descriptor 2 from C++ on every
+# run, which no log level or environment variable turns off: the XNNPACK delegate's note
+# (LiteRT's own logger) and the MLIR quantizer's settings (int8 conversion).
+NATIVE_NOISE = re.compile(
+    r"^(INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
+    r"|fully_quantize: \d+, inference_type: \d+, input_inference_type: )"
+)
 
 
 def is_verbose(flag=False):
@@ -63,3 +72,36 @@ def import_quietly(*modules, verbose=False):
         for name in modules:
             module = importlib.import_module(name)
     return module
+
+
+@contextlib.contextmanager
+def quiet_native(verbose=False, noise=NATIVE_NOISE):
+    """Unless verbose, drops the C++ lines of ``noise`` that the block writes to stderr.
+
+    File descriptor 2 goes to a temporary file inside the block; when the block ends, every
+    line of it that ``noise`` does not match is written to stderr: a real error or warning
+    is shown, the known start-up notes are not. The block's own Python writes to
+    ``sys.stderr`` are kept the same way.
+    """
+    if is_verbose(verbose):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line
+                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not noise.search(line.rstrip("\n"))
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()

@@ -99,3 +99,57 @@ def test_data_check_is_quiet(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "train: 4 of 4 images decode" in result.stdout
     assert _noise(result) == []
+
+
+# What LiteRT and the TFLite converter write from C++ whatever the log level: LiteRT's note on
+# its CPU delegate, and the MLIR quantizer's settings in an int8 conversion.
+LITERT_NOISE = re.compile(r"XNNPACK delegate for CPU|fully_quantize: \d")
+
+
+def test_tflite_int8_convert_and_evaluate_are_quiet(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for i in range(2):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    model.save(tmp_path / "small.keras")
+    data = f"folder:{tmp_path / 'data'}"
+    output = tmp_path / "small.tflite"
+    convert = _run(
+        "-m",
+        "tflite.convert",
+        f"--model={tmp_path / 'small.keras'}",
+        "--quantize=int8",
+        "--io=uint8",
+        f"--calibration_data={data}",
+        f"--output={output}",
+    )
+    assert convert.returncode == 0, convert.stderr[-2000:]
+    assert "Check against Keras on 4 images" in convert.stdout  # LiteRT ran the file
+    evaluate = _run("-m", "tflite.evaluate", f"--tflite={output}", f"--data={data}")
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    assert "images: 4" in evaluate.stdout
+    for result in (convert, evaluate):
+        assert "WARNING" not in result.stderr, result.stderr
+        assert _noise(result) == []
+        assert not LITERT_NOISE.search(result.stdout + result.stderr), result.stderr
+    # `--verbose` shows them: the lines above are there to hide. (The evaluation's own
+    # command line, loading the file only: no TensorFlow to import.)
+    code = (
+        "import sys\n"
+        "from tflite import _cli, evaluate\n"
+        "load = lambda args: evaluate.TFLiteClassifier(args.tflite)\n"
+        f"argv = ['--tflite={output}', '--data=unused', '--verbose']\n"
+        "sys.exit(_cli.run_cli(evaluate._parse_args, load, argv, required=()))\n"
+    )
+    verbose = _run("-c", code)
+    assert verbose.returncode == 0, verbose.stderr[-2000:]
+    assert LITERT_NOISE.search(verbose.stderr), verbose.stderr

@@ -26,6 +26,8 @@ from conftest import EXHAUSTIVE, ROOT, load_image_folder, make_subset
 
 pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter (ai-edge-litert) is needed")
 
+from test_tflite_evaluate import _damaged, detection, tiny_tflite  # noqa: E402
+
 from tflite import convert, evaluate  # noqa: E402
 from tflite import flatbuffer as fb  # noqa: E402
 
@@ -416,6 +418,11 @@ def _bad_inputs(tmp_path):
     small_tflite.write_bytes(convert.convert_model(small_model))
     folder = tmp_path / "folder.tflite"
     folder.mkdir()
+    detector = tmp_path / "detector.tflite"
+    detector.write_bytes(tiny_tflite(detection))
+    damaged = tmp_path / "damaged.tflite"
+    damaged.write_bytes(_damaged(small_tflite.read_bytes())["name"])
+    evaluate_data = f"--data=folder:{junk.parent}"
     out = f"--output={tmp_path / 'x.tflite'}"
     # No network: ImageNet weights come from a folder that does not exist, into an empty cache.
     offline = {
@@ -472,7 +479,7 @@ def _bad_inputs(tmp_path):
         ),
         (
             ("-m", "tflite.evaluate", f"--tflite={fake}", f"--data=folder:{junk.parent}"),
-            "not a TFLite model",
+            f"{fake} is not a TFLite model (no 'TFL3' flatbuffer identifier)",
         ),
         # The output path is checked before the model is even built, not after converting.
         (
@@ -530,12 +537,48 @@ def _bad_inputs(tmp_path):
             offline,
         ),
         (("-c", no_litert), 'pip install "ghostnet-keras[tflite]"'),
+        # A .tflite that is not a classifier, a damaged one, a folder: each named.
+        (
+            ("-m", "tflite.evaluate", f"--tflite={detector}", evaluate_data),
+            f"{detector} is not a classifier: it has 2 outputs (1, 10, 4) and (1, 10),",
+        ),
+        (
+            ("-m", "tflite.evaluate", f"--tflite={damaged}", evaluate_data),
+            f"{damaged} is damaged or not a TFLite model: LiteRT cannot load it",
+        ),
+        (
+            ("-m", "tflite.benchmark", str(damaged)),
+            f"{damaged} is damaged or not a TFLite model: LiteRT cannot load it",
+        ),
+        (
+            ("-m", "tflite.evaluate", f"--tflite={folder}", evaluate_data),
+            f"{folder} is a folder, not a .tflite file.",
+        ),
+        (("-m", "tflite.benchmark", str(folder)), f"{folder} is a folder, not a .tflite file."),
+        # The benchmark's output paths are checked before the timing, not after it.
+        (
+            (
+                "-m",
+                "tflite.benchmark",
+                str(small_tflite),
+                f"--output={empty / 'no' / 't.md'}",
+            ),
+            "The output folder",
+            None,
+            "Timing",
+        ),
+        (
+            ("-m", "tflite.benchmark", str(small_tflite), f"--save_dir={small_tflite}"),
+            "`--save_dir` is an existing file, not a folder.",
+            None,
+            "Timing",
+        ),
     ]
 
 
 # Bad command lines that also run as processes of their own (exit status, no traceback, the
 # one line last on stderr): one per command line, and the missing extra.
-_IN_A_PROCESS = ("ghostnet_10", "not a TFLite model", "[tflite]")
+_IN_A_PROCESS = ("ghostnet_10", "no 'TFL3'", "[tflite]")
 
 
 def test_bad_input_is_one_line_and_non_zero_exit(tmp_path, monkeypatch, capsys):

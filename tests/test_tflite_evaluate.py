@@ -138,3 +138,90 @@ def test_not_a_tflite_file(tmp_path):
         evaluate.TFLiteClassifier(path)
     with pytest.raises(ValueError, match="does not exist"):
         evaluate.TFLiteClassifier(tmp_path / "none.tflite")
+
+
+def tiny_tflite(function, image_shape=(1, 8, 8, 3)):
+    """The `.tflite` of ``function`` (TensorFlow ops on one float32 image batch)."""
+    import tensorflow as tf
+
+    traced = tf.function(function, input_signature=[tf.TensorSpec(image_shape, tf.float32)])
+    concrete = traced.get_concrete_function()
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], traced).convert()
+
+
+def _scores(x):
+    """(1, 8, 8, 3) -> (1, 12): 12 class scores."""
+    import tensorflow as tf
+
+    return tf.tile(tf.reduce_mean(x, axis=[1, 2]), [1, 4])
+
+
+def detection(x):
+    """Two outputs, as an object detector's: boxes (1, 10, 4) and scores (1, 10)."""
+    import tensorflow as tf
+
+    scores = _scores(x)
+    return tf.reshape(tf.tile(scores, [1, 4])[:, :40], [1, 10, 4]), scores[:, :10]
+
+
+NOT_CLASSIFIERS = {
+    "detection": (detection, "it has 2 outputs (1, 10, 4) and (1, 10),"),
+    "segmentation": (lambda x: x * 2.0, "it has 1 output (1, 8, 8, 3),"),  # 192 "classes"
+    "one_score": (lambda x: _scores(x)[:, :1], "it has 1 output (1, 1),"),
+    "labels": (lambda x: _cast_int(_scores(x)), "it has 1 output (1, 12) int32,"),
+}
+
+
+def _cast_int(scores):
+    import tensorflow as tf
+
+    return tf.cast(scores, tf.int32)
+
+
+@pytest.mark.parametrize("kind", list(NOT_CLASSIFIERS))
+def test_a_file_that_is_not_a_classifier_is_refused(kind, tmp_path):
+    function, has = NOT_CLASSIFIERS[kind]
+    path = tmp_path / f"{kind}.tflite"
+    path.write_bytes(tiny_tflite(function))
+    with pytest.raises(ValueError) as info:
+        evaluate.TFLiteClassifier(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not a classifier: {has}"), message
+    assert message.endswith(f"Received: tflite='{path}'")
+
+
+def test_classifier_outputs_batch_by_classes_or_classes():
+    images = np.random.default_rng(0).uniform(0, 255, (3, 8, 8, 3)).astype("float32")
+    expected = np.tile(images.mean(axis=(1, 2)), [1, 4])
+    for function in (_scores, lambda x: _scores(x)[0]):  # (1, 12) and (12,)
+        classifier = evaluate.TFLiteClassifier(tiny_tflite(function))
+        assert classifier.num_classes == 12
+        np.testing.assert_allclose(classifier.predict(images), expected, rtol=1e-5)
+
+
+def _damaged(whole):
+    """Damaged copies of a `.tflite` file: name -> bytes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    output = Interpreter(model_content=whole).get_output_details()[0]["name"].encode()
+    name = whole.replace(output, b"\xfa" + output[1:])  # a tensor name, no longer UTF-8
+    assert name != whole
+    noise = bytearray(np.random.default_rng(0).integers(0, 256, len(whole), np.uint8))
+    noise[4:8] = b"TFL3"  # the identifier, then random bytes
+    return {"truncated": whole[: len(whole) // 2], "name": name, "noise": bytes(noise)}
+
+
+def test_a_damaged_file_or_a_folder_is_named(tmp_path):
+    for kind, content in _damaged(tiny_tflite(_scores)).items():
+        path = tmp_path / f"{kind}.tflite"
+        path.write_bytes(content)
+        with pytest.raises(ValueError) as info:
+            evaluate.TFLiteClassifier(path)
+        message = str(info.value)
+        assert message.startswith(f"{path} is damaged or not a TFLite model: LiteRT cannot "), (
+            kind,
+            message,
+        )
+        assert message.endswith(f"Received: tflite='{path}'") and "\n" not in message
+    with pytest.raises(ValueError, match="is a folder, not a .tflite file. Received: tflite="):
+        evaluate.TFLiteClassifier(tmp_path)

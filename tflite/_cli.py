@@ -1,5 +1,6 @@
 """The shared entry point of the `tflite` command lines: bad input is one line, not a traceback."""
 
+import os
 import sys
 
 from ghostnet_keras import cli, extras
@@ -12,10 +13,43 @@ def _one_line(err):
     return " ".join(str(err).split())
 
 
+def add_verbose(parser):
+    """Adds ``--verbose``: TensorFlow's and LiteRT's C++ log lines shown (default hidden)."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's and LiteRT's C++ log lines (also GHOSTNET_VERBOSE=1)",
+    )
+
+
+def check_output(path, argument="output", suffix=None):
+    """Checks, before any work, that a file can be written at ``path``: not a folder, in an
+    existing folder, and ending with ``suffix`` if one is given."""
+    if suffix and not path.endswith(suffix):
+        raise ValueError(f"`--{argument}` must end with {suffix}. Received: {argument}={path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"`--{argument}` is an existing folder. Received: {argument}={path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"The output folder {folder} does not exist. Received: {argument}={path!r}"
+        )
+
+
+def check_folder(path, argument):
+    """Checks, before any work, that ``path`` is a folder or can be made one (not a file)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(
+            f"`--{argument}` is an existing file, not a folder. Received: {argument}={path!r}"
+        )
+
+
 def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None):
     """Parses ``argv`` (default ``sys.argv[1:]``) with ``parse_args`` and calls ``run(args)``.
 
-    ``validate(args)``, if given, checks the arguments first, before anything heavy is
+    A ``--verbose`` flag (:func:`add_verbose`) sets ``GHOSTNET_VERBOSE=1``: the C++ log
+    lines that are hidden by default are shown. ``validate(args)``, if given, checks the
+    arguments first, before anything heavy is
     imported, so that a bad flag is reported at once. ``required`` lists the
     ``(module, purpose)`` pairs of the ``tflite`` extra that the command needs whatever its
     arguments.
@@ -24,9 +58,11 @@ def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None):
     download (Keras raises a bare ``Exception`` for it) becomes one ``error: ...`` line on
     stderr and exit status 2; returns 0 on success.
     """
-    # Before anything imports TensorFlow (ghostnet_keras and extras do not).
-    cli.quiet()
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if getattr(args, "verbose", False):  # seen by the library's quiet blocks (cli.is_verbose)
+        os.environ["GHOSTNET_VERBOSE"] = "1"
+    # Before anything imports TensorFlow (ghostnet_keras, extras and the parsers do not).
+    cli.quiet()
     try:
         if validate is not None:
             validate(args)

@@ -36,8 +36,8 @@ import sys
 
 import numpy as np
 
+from tflite import _cli, latency
 from tflite import flatbuffer as fb
-from tflite import latency
 
 PEERS = ("mobilenet_v2_100", "mobilenet_v3_large_075", "mobilenet_v3_large_100")
 # ImageNet top-1 (%) as published: the GhostNet paper (Table 8) and the keras.applications
@@ -297,12 +297,10 @@ def run_benchmark(
     keras_names = [m for m in names if m not in paths]
     contents = {}
     for path in paths:
-        if not os.path.isfile(path):
-            raise ValueError(f"The model file does not exist. Received: model={path!r}")
-        with open(path, "rb") as f:
-            contents[path] = f.read()
-        # Up front, naming the file: not a flatbuffer, truncated or damaged.
-        latency.load_interpreter(contents[path], num_threads, source=path)
+        # Up front, naming the file: missing, a folder, not a flatbuffer, truncated, damaged.
+        contents[path] = fb.read_file(path, "model")
+        interpreter = latency.load_interpreter(contents[path], num_threads, source=path)
+        latency.invoke(interpreter, source=path)
     if keras_names or peers:
         import ghostnet_keras
         from ghostnet_keras import extras
@@ -390,6 +388,7 @@ def _parse_args(argv):
     add("--profile", action="store_true", help="also time each residual block (cut at ADD)")
     add("--op_profile", action="store_true", help="also time every op alone, totals per op type")
     add("--output", default=None, help="also write the table (Markdown) to this file")
+    _cli.add_verbose(parser)
     return parser.parse_args(argv)
 
 
@@ -400,6 +399,10 @@ def _validate_args(args):
             f"Received: runs={args.runs}, threads={args.threads}, warmup={args.warmup}, "
             f"num_calibration={args.num_calibration}"
         )
+    if args.output:  # before the work: a table that cannot be written loses the timings
+        _cli.check_output(args.output, "output")
+    if args.save_dir:
+        _cli.check_folder(args.save_dir, "save_dir")
 
 
 def run(args, argv=None):
@@ -457,12 +460,10 @@ def run(args, argv=None):
 
 
 def main(argv=None):
-    from tflite._cli import run_cli
-
     # Timing .tflite files needs LiteRT only; converting Keras models also needs TensorFlow
     # (run_benchmark asks for it then).
     required = (("ai_edge_litert", "the LiteRT interpreter"),)
-    return run_cli(
+    return _cli.run_cli(
         _parse_args,
         lambda args: run(args, argv),
         argv,

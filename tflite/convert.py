@@ -17,13 +17,14 @@ Command line (see ``--helpfull``):
         --io=uint8 --calibration_data=folder:/data/imagenette/train --output=ghostnet.tflite
 """
 
-import os
 import re
 import sys
 import tempfile
 
 import numpy as np
 
+from ghostnet_keras import cli
+from tflite import _cli, latency
 from tflite import flatbuffer as fb
 from tflite.models import load_model, model_image_shape
 
@@ -276,7 +277,8 @@ def _convert_saved(saved, quantize, io, calibration, batch_size):
             converter.inference_input_type = tf.uint8 if io == "uint8" else tf.int8
             converter.inference_output_type = converter.inference_input_type
     try:
-        flatbuffer = converter.convert()
+        with cli.quiet_native():  # the MLIR quantizer prints its settings from C++
+            flatbuffer = converter.convert()
     except Exception as err:  # ConverterError and friends: name the Select TF ops.
         select = _select_ops_error(err)
         if select is not None:
@@ -311,9 +313,7 @@ def _representative(calibration, batch_size, anchor):
 
 
 def _check_raw_input(flatbuffer, io):
-    from ai_edge_litert.interpreter import Interpreter
-
-    details = Interpreter(model_content=bytes(flatbuffer)).get_input_details()[0]
+    details = latency.load_interpreter(flatbuffer).get_input_details()[0]
     scale, zero_point = details["quantization"]
     expected = 0 if io == "uint8" else -128
     if not (abs(scale - 1.0) < 1e-6 and zero_point == expected):
@@ -369,25 +369,14 @@ def _parse_args(argv):
     add("--qat_epochs", type=int, default=0, help="quantization-aware training epochs (int8)")
     add("--qat_data", default=None, help="QAT training data: folder:PATH or a TFDS name")
     add("--qat_steps", type=int, default=None, help="QAT steps per epoch (default: all data)")
+    _cli.add_verbose(parser)
     return parser.parse_args(argv)
-
-
-def _check_output(output):
-    """Checks, before any work, that ``output`` can be written: a `.tflite` path, not a
-    folder, in an existing folder."""
-    if not output.endswith(".tflite"):
-        raise ValueError(f"`--output` must end with .tflite. Received: output={output!r}")
-    if os.path.isdir(output):
-        raise ValueError(f"`--output` is an existing folder. Received: output={output!r}")
-    folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(folder):
-        raise ValueError(f"The output folder {folder} does not exist. Received: output={output!r}")
 
 
 def _validate_args(args):
     _check_choice("quantize", args.quantize, QUANTIZE_CHOICES)
     _check_choice("io", args.io, IO_CHOICES)
-    _check_output(args.output)
+    _cli.check_output(args.output, "output", ".tflite")
     for name in ("num_calibration", "check_images"):
         if getattr(args, name) < 1:
             raise ValueError(
@@ -558,9 +547,7 @@ def run(args):
 
 
 def main(argv=None):
-    from tflite._cli import run_cli
-
-    return run_cli(_parse_args, run, argv, validate=_validate_args)
+    return _cli.run_cli(_parse_args, run, argv, validate=_validate_args)
 
 
 if __name__ == "__main__":

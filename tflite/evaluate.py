@@ -21,10 +21,46 @@ import os
 
 import numpy as np
 
+from tflite import _cli, latency
 from tflite import flatbuffer as fb
-from tflite import latency
 
 BACKGROUND_CHOICES = ("auto", "yes", "no")
+
+
+# The output types of class scores: float, or quantized (dequantized with the output's scale).
+SCORE_TYPES = (np.float32, np.float16, np.uint8, np.int8)
+
+
+def _shapes(shapes, noun="input"):
+    """``"1 input (1, 8, 8, 3)"``, ``"2 outputs (1, 10, 4) and (1, 10)"``: for messages."""
+    if not shapes:
+        return f"no {noun}"
+    listed = [str(s) for s in shapes]
+    joined = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+    return f"{len(shapes)} {noun}{'s' if len(shapes) > 1 else ''} {joined}"
+
+
+def _class_scores(outputs, image_input, name):
+    """The output details of a classifier's class scores, or a ``ValueError`` naming the file.
+
+    A classifier has exactly one output, of a score type, with shape ``(batch, N)`` (the
+    input's batch) or, for a batch-1 input, ``(N,)``; N >= 2 classes.
+    """
+    shapes = [tuple(int(d) for d in o["shape"]) for o in outputs]
+    batch = int(image_input["shape"][0])
+    if len(outputs) == 1:
+        output, shape = outputs[0], shapes[0]
+        fits = shape[:-1] == (batch,) or (shape[:-1] == () and batch == 1)
+        if fits and shape[-1] >= 2 and np.dtype(output["dtype"]) in SCORE_TYPES:
+            return output
+        kind = f" {np.dtype(output['dtype']).name}" if fits and shape[-1] >= 2 else ""
+    else:
+        kind = ""
+    raise ValueError(
+        f"{name} is not a classifier: it has {_shapes(shapes, 'output')}{kind}, where "
+        "tflite.evaluate takes one output of class scores, (batch, classes) or (classes,), "
+        f"float or quantized, with at least 2 classes. Received: tflite={name!r}"
+    )
 
 
 class TFLiteClassifier:
@@ -53,13 +89,8 @@ class TFLiteClassifier:
         if isinstance(model, (bytes, bytearray)):
             content, self.name = bytes(model), "<bytes>"
         else:
-            path = os.fspath(model)
-            if not os.path.isfile(path):
-                raise ValueError(f"The .tflite file does not exist. Received: tflite={path!r}")
-            with open(path, "rb") as f:
-                content, self.name = f.read(), path
-        if not fb.is_tflite(content):
-            raise ValueError(f"The file is not a TFLite model. Received: tflite={self.name!r}")
+            self.name = os.fspath(model)
+            content = fb.read_file(self.name, "tflite")
         self.interpreter = latency.load_interpreter(
             content, num_threads, source=self.name, argument="tflite"
         )
@@ -67,18 +98,19 @@ class TFLiteClassifier:
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:
             shapes = [tuple(int(d) for d in i["shape"]) for i in inputs]
             raise ValueError(
-                "Only models with one (batch, height, width, 3) image input are supported. "
-                f"Received: input shapes={shapes}"
+                f"{self.name} is not an image classifier: it has {_shapes(shapes)}, where "
+                "tflite.evaluate takes one (batch, height, width, 3) image input. "
+                f"Received: tflite={self.name!r}"
             )
         self.input = inputs[0]
-        self.output = self.interpreter.get_output_details()[0]
+        self.output = _class_scores(self.interpreter.get_output_details(), self.input, self.name)
         self.input_mean, self.input_std = float(input_mean), float(input_std)
         signature = self.input.get("shape_signature", self.input["shape"])
         self.dynamic_batch = int(signature[0]) == -1
         self.batch_size = int(self.input["shape"][0])
         self.image_size = (int(self.input["shape"][1]), int(self.input["shape"][2]))
         self.input_dtype = np.dtype(self.input["dtype"])
-        outputs = int(np.prod(self.output["shape"][1:]))
+        outputs = int(self.output["shape"][-1])
         self.background = background == "yes" or (background == "auto" and outputs == 1001)
         self.num_classes = outputs - int(self.background)
 
@@ -96,7 +128,7 @@ class TFLiteClassifier:
 
     def _run(self, batch):
         self.interpreter.set_tensor(self.input["index"], batch)
-        self.interpreter.invoke()
+        latency.invoke(self.interpreter, source=self.name, argument="tflite")
         out = self.interpreter.get_tensor(self.output["index"])
         if np.issubdtype(out.dtype, np.integer):
             scale, zero_point = self.output["quantization"]
@@ -300,10 +332,12 @@ def _parse_args(argv):
     add("--background", default="auto", help="first output is a background class: auto|yes|no")
     add("--num_threads", type=int, default=1, help="interpreter threads (default 1)")
     add("--data_dir", default=None, help="TFDS data directory")
+    _cli.add_verbose(parser)
     return parser.parse_args(argv)
 
 
 def _validate_args(args):
+    fb.check_file(args.tflite, "tflite")
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(
             f"`--num_images` must be at least 1. Received: num_images={args.num_images}"
@@ -374,9 +408,7 @@ def run(args):
 
 
 def main(argv=None):
-    from tflite._cli import run_cli
-
-    return run_cli(_parse_args, run, argv, validate=_validate_args)
+    return _cli.run_cli(_parse_args, run, argv, validate=_validate_args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Reading and editing `.tflite` files: the one place that knows the TFLite flatbuffer schema.
 
-Reading (no interpreter needed): :func:`check_tflite`, :func:`op_names` (execution order),
+Reading (no interpreter needed): :func:`read_file` (a `.tflite` path, checked),
+:func:`check_tflite`, :func:`op_names` (execution order),
 :func:`op_census` (counts), :func:`float_ops` (what still computes in float).
 
 Editing (each takes and returns ``bytes``; a file it does not apply to comes back unchanged):
@@ -45,12 +46,50 @@ def is_tflite(content):
     return len(content) >= 8 and bytes(content[4:8]) == TFLITE_MAGIC
 
 
-def check_tflite(content, source="model"):
-    """Raises a ``ValueError`` unless ``content`` looks like a TFLite flatbuffer."""
+def check_tflite(content, source=None, argument="model"):
+    """Raises a ``ValueError`` naming ``source`` (as ``argument=source``; bytes without a
+    name: their first bytes) unless ``content`` starts like a TFLite flatbuffer."""
     if not is_tflite(content):
         raise ValueError(
-            f"Not a TFLite model (no 'TFL3' flatbuffer identifier). Received: model={source!r}"
+            f"{subject(source)} not a TFLite model (no 'TFL3' flatbuffer identifier). "
+            f"Received: {received(source, argument, content)}"
         )
+
+
+def subject(source):
+    """``"PATH is"``, or ``"The model is"`` for bytes without a name: for messages."""
+    return f"{source} is" if source else "The model is"
+
+
+def received(source, argument, content):
+    """The ``Received:`` part of a message on a model: ``argument=source`` or, for bytes
+    without a name, their first 8."""
+    return f"{argument}={source!r}" if source else f"first bytes={bytes(content[:8])!r}"
+
+
+def check_file(path, argument="tflite"):
+    """Raises a ``ValueError`` naming ``path`` (as ``argument=path``) unless it is a file."""
+    import os
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not a .tflite file. Received: {argument}={path!r}")
+    if not os.path.isfile(path):
+        raise ValueError(f"The .tflite file does not exist. Received: {argument}={path!r}")
+
+
+def read_file(path, argument="tflite"):
+    """The bytes of the `.tflite` file at ``path``.
+
+    Raises a ``ValueError`` naming the path (as ``argument=path``) when it does not exist, is
+    a folder or does not start like a TFLite flatbuffer. Whether LiteRT can load the rest is
+    :func:`tflite.latency.load_interpreter`'s check.
+    """
+    check_file(path, argument)
+    with open(path, "rb") as f:
+        content = f.read()
+    check_tflite(content, str(path), argument)
+    return content
 
 
 def read(flatbuffer):

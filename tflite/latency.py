@@ -20,32 +20,51 @@ import numpy as np
 from tflite import flatbuffer as fb
 
 
-def load_interpreter(flatbuffer, num_threads=1, source="model", argument="model"):
+def load_interpreter(flatbuffer, num_threads=1, source=None, argument="model"):
     """A LiteRT ``Interpreter`` (XNNPACK, its default delegate) with its tensors allocated.
 
     Raises a ``ValueError`` naming ``source`` (as ``argument=source``) when the bytes are not
-    a model LiteRT can load (not a flatbuffer, truncated, damaged).
+    a model LiteRT can load (not a flatbuffer, truncated, damaged). LiteRT's note on the
+    XNNPACK delegate is not printed unless verbose (``ghostnet_keras.cli.quiet_native``).
     """
     from ai_edge_litert.interpreter import Interpreter
+
+    from ghostnet_keras import cli
 
     if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
         raise ValueError(
             f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}"
         )
-    if not fb.is_tflite(flatbuffer):
-        raise ValueError(
-            f"Not a TFLite model (no 'TFL3' flatbuffer identifier). Received: {argument}={source!r}"
-        )
+    fb.check_tflite(flatbuffer, source, argument)
     try:
-        result = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
-        result.allocate_tensors()
+        with cli.quiet_native():
+            result = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads)
+            result.allocate_tensors()
+            # Reads every tensor name: a damaged name is invalid UTF-8 (UnicodeDecodeError).
+            result.get_input_details()
+            result.get_output_details()
     except (RuntimeError, ValueError) as err:
-        first = str(err).strip().splitlines()
-        raise ValueError(
-            f"LiteRT cannot load the model ({first[0] if first else type(err).__name__}). "
-            f"Received: {argument}={source!r}"
-        ) from err
+        raise _damaged(err, "load", source, argument, flatbuffer) from None
     return result
+
+
+def _damaged(err, action, source, argument, content=b""):
+    """The ``ValueError`` for a model that LiteRT cannot ``action`` (load, run)."""
+    first = str(err).strip().splitlines()
+    detail = first[0] if first else type(err).__name__
+    return ValueError(
+        f"{fb.subject(source)} damaged or not a TFLite model: LiteRT cannot {action} it "
+        f"({detail}). Received: {fb.received(source, argument, content)}"
+    )
+
+
+def invoke(interpreter, source=None, argument="model"):
+    """``interpreter.invoke()``; a ``ValueError`` naming ``source`` when LiteRT fails to run
+    it (a damaged file that loaded: an op whose tensors do not fit it)."""
+    try:
+        interpreter.invoke()
+    except RuntimeError as err:
+        raise _damaged(err, "run", source, argument) from None
 
 
 def delegation(flatbuffer, num_threads=1, interpreter=None):
@@ -162,9 +181,10 @@ def measure_latency(flatbuffers, *, runs=100, warmup=10, num_threads=1, progress
     rng = np.random.default_rng(0)
     interpreters = {}
     for name, flatbuffer in flatbuffers.items():
-        interpreter = load_interpreter(flatbuffer, num_threads, source=name)
+        interpreter = load_interpreter(flatbuffer, num_threads, source=str(name))
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+        invoke(interpreter, source=str(name))  # untimed: a model that cannot run is named
         for _ in range(warmup):
             interpreter.invoke()
         interpreters[name] = interpreter
