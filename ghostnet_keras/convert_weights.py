@@ -13,8 +13,8 @@ C-GhostNet and G-Ghost RegNet code, timm, torchvision, and PaddleClas (``.pdpara
 without PaddlePaddle, converted into the ``paddleclas`` variant of GhostNet).
 
 Reading a ``.pth`` file needs PyTorch, and a ``.safetensors`` file the ``safetensors``
-package (``pip install "ghostnet-keras[convert]"``); the converted ``.weights.h5`` file loads
-with Keras alone.
+package (the ``convert`` extra; the error names the command that installs it where this
+package came from); the converted ``.weights.h5`` file loads with Keras alone.
 
 Every Keras weight is assigned exactly once and every checkpoint tensor is used
 (``num_batches_tracked`` counters aside, and the head's tensors when converting without the
@@ -24,7 +24,7 @@ top); anything else is an error that names the first mismatching tensors.
 import argparse
 import sys
 
-from ghostnet_keras import cli, converters
+from ghostnet_keras import cli, converters, extras
 from ghostnet_keras.converters.convert import build_model, convert_checkpoint
 from ghostnet_keras.converters.core import MAX_REPORTED, convert_state_dict, weight_plan
 from ghostnet_keras.converters.readers import read_state_dict
@@ -77,8 +77,10 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     try:
-        # Keras first, as `import ghostnet_keras` did before it became lazy; quietly.
-        cli.import_quietly("keras")
+        # Keras first, as `import ghostnet_keras` did before it became lazy; quietly. A core
+        # install has no backend: one line naming the extra, not "No module named ...".
+        with cli.quiet_imports():
+            extras.require_keras("converting weights")
         checkpoint, converter = args.checkpoint, args.converter
         if checkpoint is None:
             from ghostnet_keras import pretrained

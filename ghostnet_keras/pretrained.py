@@ -445,8 +445,16 @@ def main(argv=None):
     )
     parser.add_argument("--all", action="store_true", help="list models without weights too")
     args = parser.parse_args(argv)
-    from ghostnet_keras import cli, registry
+    import sys
 
+    from ghostnet_keras import cli, extras, registry
+
+    try:
+        with cli.quiet_imports():
+            extras.require_keras("listing the models")
+    except extras.MissingExtraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     with cli.quiet_imports():
         registry.list_models()  # imports the models, hence Keras and its backend
     rows = [row for row in weights_table() if args.all or row["weights"]]

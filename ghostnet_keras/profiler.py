@@ -13,12 +13,19 @@ import math
 import os
 import sys
 
-from ghostnet_keras import cli
+from ghostnet_keras import cli, extras
 
 # Run as the command line, TensorFlow's start-up lines are hidden; imported, nothing changes.
-with cli.quiet_imports(verbose=__name__ != "__main__"):
-    import keras
-    from keras import layers
+# Without a Keras backend (a core install), the command line says so in one line.
+try:
+    with cli.quiet_imports(verbose=__name__ != "__main__"):
+        keras = extras.require_keras("the profiler")
+except extras.MissingExtraError as err:
+    if __name__ != "__main__":
+        raise
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
+layers = keras.layers
 
 _COUNTED = (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)
 

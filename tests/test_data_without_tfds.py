@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from ghostnet_keras.extras import install_hint
+
 from conftest import ROOT, make_subset
 
 pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter (ai-edge-litert) is needed")
@@ -78,7 +80,7 @@ def test_folders_without_tensorflow_datasets(cifar10_dir, tmp_path):
     assert lines["calibration"] == "(20, 32, 32, 3)"
     assert lines["train"] == "20 eval: 20"
     hint = "tensorflow_datasets is not installed; it is needed for TFDS data sets. Install it "
-    hint += 'with: pip install "ghostnet-keras[train]"'
+    hint += f"with: {install_hint('train')}"  # where this package was installed from
     assert lines["library"] == hint
     assert "Calibrating on 20 images" in out
     assert lines["convert"] == "0" and lines["evaluate"] == "0"

@@ -4,6 +4,7 @@ model is served from a `file://` origin into a temporary Keras cache."""
 import dataclasses
 import os
 import pickle
+import re
 import sys
 import traceback
 
@@ -20,7 +21,7 @@ from torch_reference import (
 )
 
 import ghostnet_keras
-from ghostnet_keras import pretrained
+from ghostnet_keras import extras, pretrained
 
 
 def test_models_without_weights_are_refused():
@@ -173,7 +174,7 @@ def test_truncated_checkpoint_without_digest(served, checkpoint_bytes):
 def test_conversion_without_torch_names_the_extra(served, monkeypatch):
     cached = served()
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(ImportError, match=r"ghostnet-keras\[convert\]"):
+    with pytest.raises(ImportError, match=re.escape(extras.install_hint("convert"))):
         ghostnet_keras.GhostNet100(weights="imagenet")
     assert cached.exists()  # verified and kept: only the conversion is missing
 
