@@ -225,3 +225,17 @@ def test_a_damaged_file_or_a_folder_is_named(tmp_path):
         assert message.endswith(f"Received: tflite='{path}'") and "\n" not in message
     with pytest.raises(ValueError, match="is a folder, not a .tflite file. Received: tflite="):
         evaluate.TFLiteClassifier(tmp_path)
+
+
+def test_the_conversion_check_compares_any_output():
+    # tflite.convert's check after converting: a feature extractor is no classifier, and
+    # its file is still compared with Keras (a valid command never fails on it).
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, strides=8)(inputs))  # (1, 4, 4, 4)
+    flatbuffer = convert.convert_model(model)
+    with pytest.raises(ValueError, match="is not a classifier: it has 1 output"):
+        evaluate.TFLiteClassifier(flatbuffer)
+    images = np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
+    result = evaluate.check_conversion(model, flatbuffer, [(images, None)])
+    assert result["images"] == 3 and result["max_abs_diff"] < 1e-3

@@ -537,7 +537,7 @@ def run(args):
         for line in evaluate.format_result(result).splitlines():
             print(f"  {line}")
         if qat_predictions is not None:
-            got = evaluate.TFLiteClassifier(flatbuffer).predict(check_x)
+            got = evaluate.TFLiteClassifier(flatbuffer, scores_only=False).predict(check_x)
             expected = np.asarray(qat_predictions, "float32").reshape(got.shape)
             print("Check against the QAT Keras model (fake quantization) on the same images:")
             agreement = (got.argmax(1) == expected.argmax(1)).mean()

@@ -72,9 +72,22 @@ class TFLiteClassifier:
         input_mean, input_std: the normalisation of a float input (see the module doc).
         background: whether the first output is a background class to drop:
             ``"auto"`` (yes when there are 1001 outputs), ``"yes"`` or ``"no"``.
+        scores_only: refuse a file whose outputs are not one tensor of class scores
+            (``(batch, N)``, or ``(N,)`` for a batch-1 input, N >= 2). ``False`` takes the
+            first output, flattened, whatever it is: for comparing any converted model with
+            its Keras model.
     """
 
-    def __init__(self, model, *, num_threads=1, input_mean=0.0, input_std=1.0, background="auto"):
+    def __init__(
+        self,
+        model,
+        *,
+        num_threads=1,
+        input_mean=0.0,
+        input_std=1.0,
+        background="auto",
+        scores_only=True,
+    ):
         if background not in BACKGROUND_CHOICES:
             raise ValueError(
                 "`background` must be one of 'auto', 'yes', 'no'. "
@@ -103,14 +116,19 @@ class TFLiteClassifier:
                 f"Received: tflite={self.name!r}"
             )
         self.input = inputs[0]
-        self.output = _class_scores(self.interpreter.get_output_details(), self.input, self.name)
+        outputs = self.interpreter.get_output_details()
+        if scores_only:
+            self.output = _class_scores(outputs, self.input, self.name)
+        else:
+            self.output = outputs[0]
         self.input_mean, self.input_std = float(input_mean), float(input_std)
         signature = self.input.get("shape_signature", self.input["shape"])
         self.dynamic_batch = int(signature[0]) == -1
         self.batch_size = int(self.input["shape"][0])
         self.image_size = (int(self.input["shape"][1]), int(self.input["shape"][2]))
         self.input_dtype = np.dtype(self.input["dtype"])
-        outputs = int(self.output["shape"][-1])
+        shape = self.output["shape"]
+        outputs = int(np.prod(shape[1:] if len(shape) > 1 else shape))
         self.background = background == "yes" or (background == "auto" and outputs == 1001)
         self.num_classes = outputs - int(self.background)
 
@@ -290,8 +308,9 @@ def format_result(result):
 
 def check_conversion(model, flatbuffer, batches, *, class_names=None, num_images=100):
     """Runs images through the Keras model and the `.tflite`; returns the :func:`evaluate`
-    numbers (accuracy only where the labels fit the model)."""
-    classifier = TFLiteClassifier(flatbuffer)
+    numbers (accuracy only where the labels fit the model). Any model: a feature extractor's
+    (first) output is compared as it is."""
+    classifier = TFLiteClassifier(flatbuffer, scores_only=False)
     try:
         label_mapping(class_names, classifier.num_classes)
         usable = class_names is not None
