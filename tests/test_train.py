@@ -388,6 +388,17 @@ def _error_cases(cifar_small, tmp_path):
     }
 
 
+def test_help_exits_0_and_lists_the_settings():
+    """`--help` is a request, not an error: exit 0 (absl's was 1; issue 23, item 21), with the
+    usage and every setting of training/config.py on stdout."""
+    result = run_train("--help", timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "python -m training.train --dataset=... --model_dir=..." in result.stdout
+    for name in ("--dataset", "--model_dir", "--seed", "--recipe", "--batch_size"):
+        assert f"{name}:" in result.stdout, name
+    assert "Traceback" not in result.stderr
+
+
 def test_command_line_errors_are_one_line(cifar_small, tmp_path):
     cases = _error_cases(cifar_small, tmp_path)
     # One model directory each: a run holds its directory (a second run there is refused).

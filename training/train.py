@@ -63,6 +63,11 @@ def _parse_flags(argv):
         return FLAGS(argv)
     except flags.Error as error:
         _error(str(error).splitlines()[0])
+    except SystemExit as stop:
+        # absl's --help, --helpshort, --helpfull and --helpxml print the help, then exit with
+        # status 1 (its only exits while parsing; errors raise flags.Error). Help that was
+        # asked for is no error: 0.
+        sys.exit(0 if stop.code == 1 else stop.code)
 
 
 def _interrupted(config):
