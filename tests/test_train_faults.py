@@ -392,6 +392,35 @@ def test_damaged_checkpoints_mismatched_model_and_stale_lock(finished_run, tiny_
 
 
 @pytest.mark.slow
+def test_rerun_of_a_finished_run_says_so_and_changes_nothing(finished_run, tiny_cifar, tmp_path):
+    """The same command again on a finished run: one line saying so, exit 0, no file
+    rewritten (before: it silently evaluated again and rewrote model.keras and
+    metrics.json). With fewer --epochs than the run has: one error line (before: a
+    RuntimeError traceback). Issue 23, item 20."""
+    again = copy_run(finished_run, tmp_path / "again")
+    fewer = copy_run(finished_run, tmp_path / "fewer")
+    before = {p: p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    runs = {
+        "again": start(train_command(again, tiny_cifar)),
+        "fewer": start(train_command(fewer, tiny_cifar, "--epochs=1")),
+    }
+    results = {name: finish(process) for name, process in runs.items()}
+
+    code, out, err = results["again"]
+    assert code == 0, err[-3000:]
+    assert lines(out) == [
+        f"Already finished: {again} holds this run, trained for all its 4 steps, accuracy "
+        f"{json.loads(before[again / 'metrics.json'])['accuracy']:.4f} (model.keras, "
+        "metrics.json); nothing to do (use a new --model_dir, or more --epochs to train on)."
+    ], out
+    assert not lines(err), err[-3000:]
+    assert {p: p.read_bytes() for p in again.rglob("*") if p.is_file()} == before
+
+    code, out, err = results["fewer"]
+    assert_one_error_line(code, err, "at step 4, past the 2 steps", "Received: epochs=1")
+
+
+@pytest.mark.slow
 def test_second_run_is_refused_and_ctrl_c_says_where_to_resume(tiny_cifar, tmp_path):
     """A run holds its model directory: a second run on it is refused at once, naming the
     first (before: they deleted each other's files). Ctrl-C (SIGINT) then ends the first with
@@ -423,6 +452,43 @@ def test_second_run_is_refused_and_ctrl_c_says_where_to_resume(tiny_cifar, tmp_p
         r"train: interrupted; run the same command again to resume from .*ckpt-\d+", err
     )
     assert not (model_dir / ".lock").exists() and not list(model_dir.rglob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_running_step_and_the_rerun_resumes_there(tiny_cifar, tmp_path):
+    """The first Ctrl-C lets the running step end and checkpoints it (before: the run lost
+    every step since the last epoch end; here, with 10-step epochs and the signal sent after
+    the first step, it had no checkpoint at all). Issue 23, item 16.
+
+    No timing: the signal goes after the run has printed its first step's line (so the
+    handler is installed); whichever step it then interrupts is the last step line printed,
+    and the checkpoint, the one-line message and the resumed run must all name that step."""
+    model_dir = tmp_path / "run"
+    steps = ("--batch_size=5", "--steps_per_epoch=10")
+    run = start([*train_command(model_dir, tiny_cifar, *steps, "--log_every=1"), "--epochs=99"])
+    out = []
+    for line in iter(run.stdout.readline, ""):
+        out.append(line)
+        if line.startswith("step "):
+            break
+    assert out and out[-1].startswith("step "), run.communicate()[1][-3000:]
+    run.send_signal(signal.SIGINT)
+    out.append(run.stdout.read())  # read to the end; the run writes little to stderr
+    err = run.stderr.read()
+    assert run.wait(timeout=300) == 130, err[-3000:]
+    step = max(int(n) for n in re.findall(r"^step (\d+)/", "".join(out), re.MULTILINE))
+    state = json.loads((model_dir / "checkpoints" / "state.json").read_text())
+    assert state["step"] == step and state["checkpoint"] == f"ckpt-{step}.weights.h5"
+    assert len(lines(err)) == 1 and f"ckpt-{step}.weights.h5 (step {step})" in err, err
+    assert not (model_dir / ".lock").exists() and not list(model_dir.rglob(".tmp-*"))
+
+    epochs = step // 10 + 1  # the rerun ends with the interrupted epoch
+    rerun = train_command(model_dir, tiny_cifar, *steps, f"--epochs={epochs}")
+    code, out, err = finish(start(rerun))
+    assert code == 0, err[-3000:]
+    assert f"Resuming from {model_dir / 'checkpoints' / state['checkpoint']} at step {step}/" in out
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == step and metrics["steps"] == 10 * epochs
 
 
 def _mount_tmpfs(path, size):

@@ -1,5 +1,8 @@
-"""The progress log of a training run (the checkpoints are in `training.checkpoint`)."""
+"""The progress log of a training run and its Ctrl-C (the checkpoints are in
+`training.checkpoint`)."""
 
+import signal
+import threading
 import time
 
 import keras
@@ -63,3 +66,51 @@ class ThroughputLogger(keras.callbacks.Callback):
         parts = [f"epoch {epoch + 1} done"]
         parts += [f"{k} {float(v):.4f}" for k, v in sorted(logs.items()) if k != "learning_rate"]
         self.printer(", ".join(parts))
+
+
+class SaveOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C loses nothing: the first SIGINT lets the running training step end, calls `save`
+    (a checkpoint of that step, written atomically) and stops the run with
+    `KeyboardInterrupt`; a second SIGINT stops at once. During validation the stop waits for
+    the end of the epoch, whose checkpoint is written anyway.
+
+    The handler is installed while the instance is entered as a context manager (around
+    `fit`), from the main thread only, and only where SIGINT has Python's default handler: a
+    job started in the background ignores SIGINT and goes on ignoring it. Goes last in the
+    callback list, after the checkpoint's step count and the progress line of the step.
+    """
+
+    def __init__(self, save):
+        super().__init__()
+        self.save = save
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def _stop_if_requested(self):
+        if self.requested:
+            self.save()
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._stop_if_requested()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop_if_requested()

@@ -173,6 +173,16 @@ def _train(config, strategy, strategy_name, started, printer):
     if state is not None:
         run_dir.check_same_run(state, config, steps_per_epoch, model_dir)
         start_step = state["step"]
+        if start_step > total_steps:
+            raise ValueError(
+                f"{model_dir} holds a run at step {start_step}, past the {total_steps} steps "
+                f"of this one ({config.epochs} epochs x {steps_per_epoch}): give at least as "
+                f"many --epochs, or use another --model_dir. Received: epochs={config.epochs}"
+            )
+        finished = run_dir.finished_metrics(model_dir, start_step)
+        if start_step == total_steps and finished is not None:
+            printer(_already_finished(model_dir, finished))
+            return finished
         previous_elapsed = state.get("elapsed_seconds", 0.0)
         printer(
             f"Resuming from {model_dir / CHECKPOINT_DIR / state['checkpoint']} at step "
@@ -197,10 +207,12 @@ def _train(config, strategy, strategy_name, started, printer):
         step_fn=lambda: checkpoint.steps,
     )
     log_dir = model_dir / LOG_DIR if chief else pathlib.Path(tempfile.mkdtemp(prefix="tb-"))
-    callbacks = [  # the checkpoint counts the steps: first
+    interrupt = callbacks_lib.SaveOnInterrupt(checkpoint.save)
+    callbacks = [  # the checkpoint counts the steps: first; Ctrl-C saves that count: last
         checkpoint,
         logger,
         keras.callbacks.TensorBoard(str(log_dir), update_freq=config.log_every),
+        interrupt,
     ]
     if config.ema_decay:
         # Validation during training sees the moving averages, like the final evaluation.
@@ -214,7 +226,7 @@ def _train(config, strategy, strategy_name, started, printer):
         "verbose": 0,
     }
     first_epoch, offset = divmod(start_step, steps_per_epoch)
-    with keras_compat.no_ema_finalize(model.optimizer):
+    with interrupt, keras_compat.no_ema_finalize(model.optimizer):
         if start_step < total_steps and offset:
             model.fit(
                 train_ds,
@@ -285,6 +297,17 @@ def _train(config, strategy, strategy_name, started, printer):
             f"{model_dir / LOG_DIR})"
         )
     return metrics
+
+
+def _already_finished(model_dir, metrics):
+    """The one line of a run whose model directory holds it finished."""
+    accuracy = metrics.get("accuracy")
+    score = f", accuracy {accuracy:.4f}" if isinstance(accuracy, float) else ""
+    return (
+        f"Already finished: {model_dir} holds this run, trained for all its {metrics['steps']} "
+        f"steps{score} ({MODEL_FILE}, {METRICS_FILE}); nothing to do (use a new --model_dir, "
+        "or more --epochs to train on)."
+    )
 
 
 def _num_workers(strategy):

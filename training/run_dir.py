@@ -114,6 +114,19 @@ def check_same_run(state, config, steps_per_epoch, model_dir):
             )
 
 
+def finished_metrics(model_dir, step):
+    """The `metrics.json` dict of the finished run in `model_dir` whose last checkpoint is at
+    `step` (and whose `model.keras` is there), or None."""
+    model_dir = pathlib.Path(model_dir)
+    try:
+        metrics = json.loads((model_dir / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("steps") != step:
+        return None
+    return metrics if (model_dir / MODEL_FILE).exists() else None
+
+
 def latest_checkpoint(model_dir):
     """`(path, step)` named by `checkpoints/state.json`, or `(None, None)` (no checks)."""
     state_path = pathlib.Path(model_dir) / CHECKPOINT_DIR / "state.json"
