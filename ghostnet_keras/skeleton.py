@@ -314,8 +314,12 @@ def top(
     return layers.Activation(classifier_activation, name="predictions")(x)
 
 
-def load_weights(model, weights, model_name, include_top):
-    """Loads ``weights`` (None, 'imagenet' or a path) into ``model``."""
+def load_weights(model, weights, model_name, include_top, with_top=None):
+    """Loads ``weights`` (None, 'imagenet' or a path) into ``model``.
+
+    ``with_top(classes)`` builds the same model with its top: without the top, a file saved
+    with the top of exactly this model loads its backbone (see :func:`_load_backbone`).
+    """
     if weights is None:
         return
     if weights == "imagenet":
@@ -323,9 +327,42 @@ def load_weights(model, weights, model_name, include_top):
 
         pretrained.load_imagenet_weights(model, model_name, include_top=include_top)
         return
+    if not include_top and with_top is not None and _load_backbone(model, weights, with_top):
+        return
     weights_file.load(
         model, weights, candidates=_variants_like(model_name), include_top=include_top
     )
+
+
+def _load_backbone(model, path, with_top):
+    """Loads the backbone of ``path`` into ``model`` (built without its top) if the file is
+    this very model with its top (any number of classes); returns whether it did.
+
+    ``keras.applications`` needs a separate "notop" file for this; here the file's layers
+    are compared with the model's, then with the same model built with its top, and only an
+    exact match (up to the classifier's width) loads, layer by layer, by name.
+    """
+    layout, in_file = weights_file.expected_layout(model), weights_file.read_layout(path)
+    if layout is None or not in_file:
+        return False
+    differ, extra = weights_file.differences(layout, in_file)
+    if differ or not extra:  # not this backbone, or nothing more than it
+        return False
+    full = with_top(IMAGENET_CLASSES)
+    differ, extra = weights_file.differences(weights_file.expected_layout(full), in_file)
+    if extra or len(differ) > 1 or any(name != "classifier" for name, _, _ in differ):
+        return False
+    if differ:  # another number of classes: the file's classifier bias says how many
+        found = differ[0][2]
+        if not found or len(found[-1]) != 1:
+            return False
+        full = with_top(found[-1][0])
+    weights_file.load(full, path)
+    by_name = {layer.name: layer for layer in full.layers}
+    for layer in model.layers:
+        if layer.weights and layer.name in by_name:
+            layer.set_weights(by_name[layer.name].get_weights())
+    return True
 
 
 TOP_ARGS = ("include_top", "pooling", "classes", "classifier_activation", "dropout_rate")
@@ -355,7 +392,14 @@ def build(architecture, *, name, **args):
         top_args = {k: args[k] for k in TOP_ARGS}
         x = top(x, hidden=arch.hidden, hidden_norm=arch.hidden_norm, **top_args)
     model = keras.Model(inputs, x, name=name or arch.model_name)
-    load_weights(model, args["weights"], arch.model_name, args["include_top"])
+
+    def with_top(classes):  # the same model with its top, for a file saved with it
+        size = arch.default_size
+        top_args = {"include_top": True, "weights": None, "input_tensor": None}
+        top_args |= {"input_shape": (size, size, shape[-1]), "classes": classes}
+        return build(arch, name=name, **(args | top_args))
+
+    load_weights(model, args["weights"], arch.model_name, args["include_top"], with_top)
     return model
 
 

@@ -131,6 +131,16 @@ def open_file(path):
         ) from None
 
 
+def read_layout(path):
+    """``{file path: [weight shapes]}`` of the ``.weights.h5`` file at ``path`` (see
+    :func:`file_layout`); ``None`` for another kind of file."""
+    path = os.fspath(path)
+    if not path.endswith(".weights.h5"):
+        return None
+    with open_file(path) as h5:
+        return file_layout(h5)
+
+
 def check_readable(path):
     """Raises the ``ValueError`` of :func:`open_file` for an unreadable ``.h5`` file."""
     path = os.fspath(path)

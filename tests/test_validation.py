@@ -222,3 +222,21 @@ def test_weights_with_other_classes_name_the_classifier(ghostnet_050_weights):
         r"\(10,\)\)",
     ):
         ghostnet_keras.GhostNet050(weights=ghostnet_050_weights, input_shape=(32, 32, 3))
+
+
+def test_backbone_loads_from_the_same_model_saved_with_its_top(ghostnet_050_weights):
+    # Issue 23: it said "a file of another model"; the backbone now loads, layer by name.
+    full = ghostnet_keras.GhostNet050(
+        classes=10, input_shape=(32, 32, 3), weights=ghostnet_050_weights
+    )
+    backbone = ghostnet_keras.GhostNet050(
+        include_top=False, pooling="avg", weights=ghostnet_050_weights
+    )
+    assert "classifier" not in [layer.name for layer in backbone.layers]
+    for name in ("stem_conv", "blocks_9_conv"):  # random kernels: equal only if loaded
+        for mine, saved in zip(
+            backbone.get_layer(name).get_weights(),
+            full.get_layer(name).get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(mine, saved)
