@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import ghostnet_keras
+from ghostnet_keras import extras
 
 from conftest import EXHAUSTIVE, ROOT, load_image_folder, make_subset
 
@@ -536,7 +537,7 @@ def _bad_inputs(tmp_path):
             "ghostnet_1x.pth",
             offline,
         ),
-        (("-c", no_litert), 'pip install "ghostnet-keras[tflite]"'),
+        (("-c", no_litert), extras.install_hint("tflite")),
         # A .tflite that is not a classifier, a damaged one, a folder: each named.
         (
             ("-m", "tflite.evaluate", f"--tflite={detector}", evaluate_data),
