@@ -79,12 +79,20 @@ class GhostifyReport:
         return "\n".join(lines)
 
 
+# The largest cheap depthwise kernel: the paper's ablation (Table 4) goes up to d = 7; 15
+# leaves room for experiments, where an unbounded ``d`` allocates d * d weights per channel
+# (d = 1,000: 2 GB for one 512-channel layer of VGG-16).
+MAX_DW_SIZE = 15
+
+
 def check_ratio_dw(ratio, dw_size):
     """Validates the paper's ``s`` (``ratio``) and ``d`` (``dw_size``)."""
     if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 2:
         raise ValueError(f"`ratio` must be an integer >= 2. Received: ratio={ratio!r}")
-    if isinstance(dw_size, bool) or not isinstance(dw_size, int) or dw_size < 1:
-        raise ValueError(f"`dw_size` must be a positive integer. Received: dw_size={dw_size!r}")
+    if isinstance(dw_size, bool) or not isinstance(dw_size, int) or not 1 <= dw_size <= MAX_DW_SIZE:
+        raise ValueError(
+            f"`dw_size` must be an integer from 1 to {MAX_DW_SIZE}. Received: dw_size={dw_size!r}"
+        )
 
 
 def ghost_conv(

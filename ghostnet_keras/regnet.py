@@ -78,10 +78,11 @@ def regnetx(config, ghost=True, ghost_ratio=GHOST_RATIO, mix=True, *application)
     elif (
         isinstance(config, (tuple, list))
         and len(config) == 3
-        and len(config[0]) == len(config[1])
+        and len(config[0]) == len(config[1]) > 0
         and all(isinstance(v, int) and v > 0 for v in (*config[0], *config[1], config[2]))
     ):
         depths, widths, group_width = config
+        skeleton.check_stages(config, depths, widths, [c[:2] for c in REGNETX_CONFIGS.values()])
         tag = "custom"
     else:
         raise ValueError(

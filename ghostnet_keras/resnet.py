@@ -153,16 +153,18 @@ def resnet(
         and len(config) == 4
         and config[0] in ("basic", "bottleneck")
         and config[3] in STEM_FILTERS
-        and len(config[1]) == len(config[2])
+        and len(config[1]) == len(config[2]) > 0
+        and all(isinstance(v, int) and v > 0 for v in (*config[1], *config[2]))
     ):
         block, depths, widths, stem = config
+        skeleton.check_stages(config, depths, widths, [c[1:3] for c in RESNET_CONFIGS.values()])
         default_size, default_classes = (32, 10) if stem == "cifar" else (224, 1000)
         model_name = "resnet_custom"
     else:
         raise ValueError(
             f"`config` must be one of {sorted(RESNET_CONFIGS)} or a tuple (block, depths, "
-            f"widths, stem) with block 'basic' or 'bottleneck' and stem 'imagenet' or 'cifar'. "
-            f"Received: config={config!r}"
+            "widths, stem) with block 'basic' or 'bottleneck', positive integer depths and "
+            f"widths, and stem 'imagenet' or 'cifar'. Received: config={config!r}"
         )
     if int(conv_ratio) != conv_ratio or conv_ratio < 1:
         raise ValueError(

@@ -112,6 +112,25 @@ def width_name(prefix, width):
 # unbounded width (100.0) grew past 23 GB and was killed without a word.
 MAX_WIDTH = 4.0
 
+# The most classes a head may have: ImageNet-21k's 21,841 with room to spare. A head of
+# 100,000 classes on a 1280-wide C-GhostNet is 128M parameters (0.5 GB); an unbounded count
+# would grow until the kernel killed the process, as an unbounded width did.
+MAX_CLASSES = 100_000
+
+
+def check_stages(config, depths, widths, published):
+    """Bounds a custom configuration's stage depths and widths by ``MAX_WIDTH`` times the
+    largest of the ``published`` ``(depths, widths)`` pairs: the same headroom as a width
+    multiplier, so that a typo (a width of 10**6) is one error, not a process killed for
+    memory."""
+    max_depth = int(MAX_WIDTH * max(max(d) for d, _ in published))
+    max_channels = int(MAX_WIDTH * max(max(w) for _, w in published))
+    if max(depths) > max_depth or max(widths) > max_channels:
+        raise ValueError(
+            f"A custom `config` may have at most {max_depth} blocks and {max_channels} "
+            f"channels a stage ({MAX_WIDTH:g}x the largest published). Received: config={config!r}"
+        )
+
 
 def check_width(width):
     """Validates a width multiplier: a number in (0, ``MAX_WIDTH``]. Returns it."""
@@ -181,8 +200,11 @@ def check_args(
         raise ValueError(
             f"`pooling` must be one of None, 'avg' or 'max'. Received: pooling={pooling!r}"
         )
-    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
-        raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= MAX_CLASSES:
+        raise ValueError(
+            f"`classes` must be a positive integer, at most {MAX_CLASSES:,}. "
+            f"Received: classes={classes!r}"
+        )
     if weights == "imagenet" and include_top and classes != IMAGENET_CLASSES:
         raise ValueError(
             "If using `weights='imagenet'` with `include_top=True`, `classes` should be "

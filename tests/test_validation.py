@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ghostnet_keras
-from ghostnet_keras import GhostNet, GhostNet100, regnet
+from ghostnet_keras import GhostNet, GhostNet100, regnet, resnet
 
 CASES = [
     # (kwargs, the pattern the message must end with)
@@ -132,6 +132,8 @@ EVERY_FAMILY_CASES = [
     (dict(dropout_rate=1.5), r"Received: dropout_rate=1.5$"),
     (dict(dropout_rate=-0.1), r"Received: dropout_rate=-0.1$"),
     (dict(classes=0), r"Received: classes=0$"),
+    # An unbounded head (10**9 classes) would grow until the process is killed.
+    (dict(classes=100_001), r"at most 100,000\. Received: classes=100001$"),
     (dict(include_top=False, pooling="mean"), r"Received: pooling='mean'$"),
     (dict(weights="imagenet"), r"No ImageNet weights.*Received: weights='imagenet'$"),
 ]
@@ -153,6 +155,24 @@ def test_width_must_be_finite(width):
     for builder in (*builders, ghostnet_keras.GhostNetV3):
         with pytest.raises(ValueError, match=rf"Received: width={width}$"):
             builder(width=width)
+
+
+@pytest.mark.parametrize(
+    "build, pattern",
+    [
+        # 4x the largest published stage: RegNetX-16GF's 2,048 channels, RegNetX-3.2GF's 15 blocks.
+        (lambda: regnet.regnetx(((1, 1, 1, 1), (32, 64, 96, 8193), 16)), "8192 channels"),
+        (lambda: regnet.regnetx(((61, 1, 1, 1), (32, 64, 96, 128), 16)), "60 blocks"),
+        (lambda: regnet.regnetx(((), (), 16)), "positive integers"),
+        (lambda: resnet.resnet(("basic", (1, 1, 1), (16, 32, 10**6), "cifar")), "8192"),
+        (lambda: resnet.resnet(("basic", (1, -1, 1), (16, 32, 64), "cifar")), "positive"),
+        (lambda: ghostnet_keras.ghost_vgg16_cifar(dw_size=16), "from 1 to 15"),
+    ],
+)
+def test_custom_sizes_are_bounded(build, pattern):
+    # Sizes beyond any published model are refused before a layer is built, as a width is.
+    with pytest.raises(ValueError, match=rf"{pattern}.*Received: (config|dw_size)="):
+        build()
 
 
 def test_reparameterize_needs_a_model():
