@@ -180,6 +180,20 @@ def test_tflite_weights_of_another_model_give_one_error(tmp_path, recwarn):
     assert models.load_model(saved, weights=tmp_path / "model.keras").name == "tiny"
 
 
+def test_a_folder_given_as_a_model_or_weights_file_is_named(tmp_path):
+    # Issue 23: a folder named like a model file was said not to exist.
+    from tflite import models
+
+    folder = tmp_path / "run.keras"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"run.keras is a folder, not a .keras model file\."):
+        models.load_model(folder)
+    saved = tmp_path / "model.keras"
+    _tiny(4).save(saved)
+    with pytest.raises(ValueError, match=r"is a folder, not a weights file\. Received: weights="):
+        models.load_model(saved, weights=tmp_path)
+
+
 def test_a_full_disk_during_convert_weights_is_one_line(tmp_path, monkeypatch, capsys):
     # Issue 23: h5py writing to a full disk ended in a segfault (rc 139) with __dealloc__
     # tracebacks; the weights now go through files.write_bytes, as tflite.convert's do.

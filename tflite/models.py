@@ -27,6 +27,10 @@ def load_model(name_or_path, *, weights=None, **kwargs):
 
     name = os.fspath(name_or_path)
     if name.endswith(".keras") or os.path.sep in name or os.path.isfile(name):
+        if os.path.isdir(name):
+            raise ValueError(
+                f"{name} is a folder, not a .keras model file. Received: model={name!r}"
+            )
         if not os.path.isfile(name):
             raise ValueError(f"The model file does not exist. Received: model={name!r}")
         if kwargs:
@@ -42,6 +46,10 @@ def load_model(name_or_path, *, weights=None, **kwargs):
                 f"{str(err).splitlines()[0] if str(err) else ''}). Received: model={name!r}"
             ) from err
         if weights is not None:
+            if os.path.isdir(weights):
+                raise ValueError(
+                    f"{weights} is a folder, not a weights file. Received: weights={weights!r}"
+                )
             if not os.path.isfile(weights):
                 raise ValueError(
                     f"The `weights` file does not exist. Received: weights={weights!r}"
