@@ -8,9 +8,10 @@ Each argument is a `.tflite` file or a registry model name. Registry models (and
 ``--peers``, keras.applications MobileNetV2-1.0 and MobileNetV3-Large-0.75/1.0, all taking
 0-255 RGB input with the normalisation in the graph) are converted here the same way:
 ``tflite.optimize.export_graph`` (an equivalent graph that converts to fewer, fused ops),
-``tflite.convert.convert_model`` with the same quantization and the same real calibration
-images, then ``tflite.flatbuffer.finish_flatbuffer`` (float softmax for int8, float depthwise
-kernels for dynamic range). ``--nooptimize`` skips both kinds of rewrites.
+the conversion with the same quantization and the same real calibration images, then
+``tflite.flatbuffer.finish_flatbuffer`` (float softmax for int8, float depthwise kernels for
+dynamic range) and the metadata: the chain of ``tflite.export.export``, as
+``tflite.convert`` runs it. ``--nooptimize`` skips both kinds of rewrites.
 
 Timing: one LiteRT ``Interpreter`` per model (``num_threads`` threads, XNNPACK, its default
 delegate), ``--warmup`` invocations each, then ``--runs`` rounds in which every model is
@@ -38,6 +39,7 @@ import numpy as np
 
 from tflite import _cli, latency
 from tflite import flatbuffer as fb
+from tflite.converter import QUANTIZE_CHOICES
 
 PEERS = ("mobilenet_v2_100", "mobilenet_v3_large_075", "mobilenet_v3_large_100")
 # ImageNet top-1 (%) as published: the GhostNet paper (Table 8) and the keras.applications
@@ -51,7 +53,7 @@ PUBLISHED_TOP1 = {
     "mobilenet_v3_large_075": 73.3,
     "mobilenet_v3_large_100": 75.2,
 }
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+QUANTIZATIONS = QUANTIZE_CHOICES
 
 
 def published_top1(name):
@@ -166,30 +168,33 @@ def convert_for_benchmark(
     rewrites=None,
     float_softmax=True,
 ):
-    """Converts a Keras model as the benchmark does: export graph, converter, flatbuffer rewrites.
+    """Converts a Keras model as every export does (:func:`tflite.export.export`: graph
+    rewrites, conversion, flatbuffer rewrites, metadata), calibrating int8 on all of
+    ``calibration``.
 
     ``optimize=False`` converts the model as it is; ``rewrites`` picks the export-graph
     rewrites (default: ``tflite.optimize.DEFAULT_REWRITES``; names and rewrite functions, see
     ``export_graph``); ``float_softmax=False`` skips the flatbuffer rewrite of a quantized
-    final softmax (``float_depthwise`` still applies).
+    final softmax (``float_depthwise`` still applies). An int8 input gets no metadata
+    (MediaPipe cannot load it; the latency is the same).
     """
-    from tflite import convert
-    from tflite import optimize as opt
+    from tflite import export
 
-    if optimize:
-        model = opt.export_graph(
-            model, rewrites=opt.DEFAULT_REWRITES if rewrites is None else rewrites
-        )
-    flatbuffer = convert.convert_model(
-        model,
+    options = export.ExportOptions(
         quantize=quantize,
         io=io,
-        representative_images=calibration,
         num_calibration=len(calibration) if calibration is not None else 200,
+        optimize=optimize,
+        metadata=io != "int8",
     )
-    if not optimize:
-        return flatbuffer
-    return fb.finish_flatbuffer(flatbuffer) if float_softmax else fb.float_depthwise(flatbuffer)
+    (flatbuffer,) = export.export_variants(
+        model,
+        [options],
+        representative_images=calibration,
+        rewrites=rewrites,
+        float_softmax=float_softmax,
+    )
+    return flatbuffer
 
 
 def _keras_model(name):

@@ -260,7 +260,8 @@ def _check_number(argument, value):
         raise ValueError(f"`{argument}` must be a finite number. Received: {argument}={value!r}")
 
 
-def _check_labels(labels, classes):
+def check_labels(labels, classes):
+    """Raises a ``ValueError`` unless ``labels`` is a list of ``classes`` one-line names."""
     if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple)):
         raise ValueError(
             f"`labels` must be a list of class names, one per output class. "
@@ -324,7 +325,8 @@ def add_metadata(
         flatbuffer: the `.tflite` model (``bytes``): one subgraph, one ``(1, H, W, 3)`` input
             of type uint8 (raw pixels) or float32, one ``(1, classes)`` output of type float32
             or uint8. An int8 input is refused: MediaPipe Tasks cannot load it.
-        labels: the class names in output order, one per class, each on one line.
+        labels: the class names in output order, one per class, each on one line; or None:
+            no labels file (MediaPipe Tasks then names no category, only its index).
         name: the model's name.
         description, version, author, license: strings, or None to leave them out.
         mean, std: the one normalisation ``(pixel - mean) / std`` that a client applies to a
@@ -390,7 +392,8 @@ def add_metadata(
             "The model's output must be float32 or uint8 scores of shape (batch, classes). "
             f"Received: output shape {tuple(scores_shape)}, type {_type_name(scores.type)}"
         )
-    _check_labels(labels, scores_shape[1])
+    if labels is not None:
+        check_labels(labels, scores_shape[1])
     _rename(graph, model.signatureDefs or (), graph.inputs[0], input_name, "input_name")
     _rename(graph, model.signatureDefs or (), graph.outputs[0], output_name, "output_name")
 
@@ -423,7 +426,7 @@ def add_metadata(
                 "output_tensor_metadata": [
                     {
                         "name": output_name,
-                        "description": f"The scores of the {len(labels)} classes.",
+                        "description": f"The scores of the {scores_shape[1]} classes.",
                         "content": {
                             "content_properties_type": "FeatureProperties",
                             "content_properties": {},
@@ -434,7 +437,9 @@ def add_metadata(
                                 "description": "The class names, one per line, in output order.",
                                 "type": "TENSOR_AXIS_LABELS",
                             }
-                        ],
+                        ]
+                        if labels is not None
+                        else None,
                     }
                 ],
             }
@@ -443,6 +448,8 @@ def add_metadata(
     builder = _flatbuffers().Builder(1024)
     builder.Finish(_encode(builder, "ModelMetadata", info), METADATA_IDENTIFIER)
     _set_metadata_buffer(model, bytes(builder.Output()))
+    if labels is None:
+        return fb.write(model)
     files = {LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8")}
     return _append_zip(fb.write(model), files)
 

@@ -28,7 +28,6 @@ import tempfile
 
 import numpy as np
 
-IO_CHOICES = ("float", "uint8", "int8")
 ERROR_FILE = "error.json"
 # The layers the worker can rebuild on tf_keras (see `_layer_spec`).
 SUPPORTED_LAYERS = (
@@ -347,11 +346,12 @@ def qat_int8(
     batch_size=32,
     learning_rate=1e-4,
     image_size=None,
-    io="float",
+    options=None,
     data_dir=None,
     output=None,
     predict_images=None,
     progress=print,
+    log=None,
 ):
     """Quantization-aware fine-tuning, then conversion to a full-integer int8 ``.tflite``.
 
@@ -367,19 +367,30 @@ def qat_int8(
         batch_size: batch size of the fine-tuning.
         learning_rate: Adam learning rate of the fine-tuning (small: it starts trained).
         image_size: resize spec images to this size (default: the model's input size).
-        io: `"float"` (float32 input and output), `"uint8"` or `"int8"` (quantized input and
-            output tensors; uint8 takes raw 0-255 RGB when the model normalises in-graph).
+        options: the export settings, a `tflite.export.ExportOptions` with
+            ``quantize="int8"`` (default: float32 input and output, metadata). Its ``io``:
+            `"float"`, `"uint8"` or `"int8"` (quantized input and output tensors; uint8 takes
+            raw 0-255 RGB when the model normalises in-graph). The worker's conversion ends
+            as every export does (`tflite.export.finish`): the flatbuffer rewrites with
+            ``optimize``, then the metadata.
         data_dir: TFDS data directory for a TFDS `train_data`.
         output: optional path to write the `.tflite` to.
         predict_images: optional images; the QAT (fake-quant tf_keras) model's predictions on
             them are returned too, for comparison with the `.tflite`.
         progress: callable taking one line of progress text, or `None`.
+        log: callable taking the export's one-line notes (default ``warnings.warn``).
 
     Returns:
         The `.tflite` bytes, or `(bytes, predictions)` when `predict_images` is given.
     """
-    if io not in IO_CHOICES:
-        raise ValueError(f"`io` must be one of {IO_CHOICES}. Received: io={io!r}")
+    from tflite import export
+
+    options = export.ExportOptions(quantize="int8") if options is None else options
+    if not isinstance(options, export.ExportOptions) or options.quantize != "int8":
+        raise ValueError(
+            "`options` must be tflite.export.ExportOptions with quantize='int8'. "
+            f"Received: options={options!r}"
+        )
     for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
@@ -394,6 +405,7 @@ def qat_int8(
         raise ValueError(f"`learning_rate` must be > 0. Received: learning_rate={learning_rate!r}")
     _check_extra()
     model = _load_model(model_or_path)
+    export.check_model(model, options)
     with tempfile.TemporaryDirectory(prefix="ghostnet_qat_") as tmp:
         export_graph(model, tmp)
         job = {
@@ -403,7 +415,7 @@ def qat_int8(
             "batch_size": batch_size,
             "learning_rate": float(learning_rate),
             "image_size": image_size,
-            "io": io,
+            "io": options.io,
             "data_dir": None if data_dir is None else os.fspath(data_dir),
             "tflite_out": os.path.join(tmp, "model.tflite"),
         }
@@ -421,6 +433,7 @@ def qat_int8(
             job["predictions_out"] = os.path.join(tmp, "predictions.npy")
         _run_worker(tmp, job, progress)
         data = pathlib.Path(job["tflite_out"]).read_bytes()
+        data = export.finish(data, options, name=options.name or model.name, log=log)
         if output:
             from ghostnet_keras import files
 
