@@ -203,7 +203,7 @@ def trained_cifar_ghostnet(cifar_training_run, cifar10_arrays):
     return model, path, accuracy
 
 
-# The `.tflite` files of `cifar_tflite`: name -> `tflite.convert.convert_model` settings. The
+# The `.tflite` files of `cifar_tflite`: name -> `tflite.export.ExportOptions` settings. The
 # calibration images (200 training images, every class) are added by the fixture.
 CIFAR_TFLITE = {
     "float32": dict(quantize="none"),
@@ -215,22 +215,24 @@ CIFAR_TFLITE = {
 
 
 @pytest.fixture(scope="session")
-def cifar_tflite(trained_cifar_ghostnet, cifar10_arrays, tmp_path_factory):
-    """The trained C-GhostNet of `trained_cifar_ghostnet` converted to every `CIFAR_TFLITE`
-    variant, from one SavedModel export (`tflite.convert.convert_variants`), calibrated on 200
-    training images spread over the 10 classes (the uint8-io file on the first 100 of them,
-    given as an iterator). Made once per session; returns {name: flatbuffer bytes}."""
+def cifar_tflite(trained_cifar_ghostnet, cifar10_arrays, cifar10_dir, tmp_path_factory):
+    """The trained C-GhostNet of `trained_cifar_ghostnet` exported to every `CIFAR_TFLITE`
+    variant as `python -m tflite.convert` exports (`tflite.export.export_variants`: graph
+    rewrites, one SavedModel export, flatbuffer rewrites, metadata with the CIFAR-10 class
+    names), calibrated on 200 training images spread over the 10 classes (the uint8-io file
+    on the first 100 of them). Made once per session; returns {name: flatbuffer bytes}."""
 
     def convert(directory):
-        from tflite import convert as convert_lib
+        from tflite import export
 
         model = trained_cifar_ghostnet[0]
         x_train = cifar10_arrays[0]  # sorted by class
         images = x_train[:: len(x_train) // 200][:200]
-        variants = {name: dict(settings) for name, settings in CIFAR_TFLITE.items()}
-        variants["int8"]["representative_images"] = images
-        variants["int8_uint8_io"]["representative_images"] = iter(images)
-        files = convert_lib.convert_variants(model, list(variants.values()))
+        classes = sorted(p.name for p in (cifar10_dir / "train").iterdir() if p.is_dir())
+        variants = [
+            export.ExportOptions(labels=classes, **settings) for settings in CIFAR_TFLITE.values()
+        ]
+        files = export.export_variants(model, variants, representative_images=images)
         for name, flatbuffer in zip(CIFAR_TFLITE, files, strict=True):
             (directory / f"{name}.tflite").write_bytes(flatbuffer)
 

@@ -83,8 +83,10 @@ def test_bad_arguments():
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
     data = (np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int32"))
-    with pytest.raises(ValueError, match="Received: io='int4'"):
-        qat.qat_int8(model, data, io="int4")
+    from tflite import export
+
+    with pytest.raises(ValueError, match="Received: options=ExportOptions\\(quantize='none'"):
+        qat.qat_int8(model, data, options=export.ExportOptions())
     with pytest.raises(ValueError, match="Received: epochs=-1"):
         qat.qat_int8(model, data, epochs=-1)
     with pytest.raises(ValueError, match="Received: model_or_path='missing.keras'"):
@@ -125,6 +127,7 @@ def test_qat_int8_at_least_ptq_accuracy_with_uint8_io(
     AVX-512: float 35.4%, PTQ int8 35.6%, QAT int8 37.0%."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from tflite import export, metadata
     from tflite import flatbuffer as fb
 
     _, path, float_accuracy = trained_cifar_ghostnet
@@ -140,7 +143,9 @@ def test_qat_int8_at_least_ptq_accuracy_with_uint8_io(
         (x_train[::2], y_train[::2]),  # 1,500 images, 150 of each class
         epochs=1,
         batch_size=32,
-        io="uint8",
+        options=export.ExportOptions(
+            quantize="int8", io="uint8", labels=[str(i) for i in range(10)]
+        ),
         predict_images=x_test,
         progress=lines.append,
     )
@@ -163,8 +168,10 @@ def test_qat_int8_at_least_ptq_accuracy_with_uint8_io(
     )
     assert qat_accuracy >= ptq_accuracy - 0.02
     assert agreement >= 0.90
-    # Full-integer (the worker checks every tensor): float nowhere, uint8 at the io ends.
-    assert not fb.float_ops(flatbuffer), fb.float_ops(flatbuffer)
+    # Full-integer (the worker checks every tensor), uint8 at the io ends; finished as every
+    # export: the final softmax alone in float (XNNPACK), and the metadata written last.
+    assert fb.float_ops(flatbuffer) == ["DEQUANTIZE", "SOFTMAX"], fb.float_ops(flatbuffer)
+    assert metadata.read_metadata(flatbuffer)["labels"] == [str(i) for i in range(10)]
 
 
 def test_worker_reads_a_folder_spec(cifar10_dir, tmp_path):

@@ -177,7 +177,8 @@ def test_mediapipe_needs_the_metadata_for_a_float_input(tiny_tflite):
 
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic", "int8", "int8_uint8_io"])
 def test_mediapipe_classifies_real_images(cifar_tflite, cifar10_dir, variant):
-    """MediaPipe Tasks names the classes, and its top 5 on real 32x32 test JPEGs (one per
+    """The files of the export chain (`tflite.export`) load in MediaPipe Tasks as they are:
+    it names the classes, and its top 5 on real 32x32 test JPEGs (one per
     class: MediaPipe resizes nothing at the model's size) are the top 5 of the project's
     LiteRT evaluation of the same pixels, with the same scores."""
     import mediapipe as mp
@@ -186,9 +187,8 @@ def test_mediapipe_classifies_real_images(cifar_tflite, cifar10_dir, variant):
     from tflite import evaluate
 
     classes = sorted(p.name for p in (cifar10_dir / "test").iterdir() if p.is_dir())
-    flatbuffer = metadata.add_metadata(
-        cifar_tflite[variant], labels=classes, name="C-GhostNet CIFAR-10", version="test"
-    )
+    flatbuffer = cifar_tflite[variant]  # exported with the class names: nothing added here
+    assert metadata.read_metadata(flatbuffer)["labels"] == classes
     images = []
     for name in classes:
         path = sorted((cifar10_dir / "test" / name).iterdir())[0]
@@ -207,3 +207,44 @@ def test_mediapipe_classifies_real_images(cifar_tflite, cifar10_dir, variant):
             # best: the same top 5, up to the order of equal scores.
             np.testing.assert_allclose(scores[[c.index for c in categories]], got, atol=tolerance)
             np.testing.assert_allclose(np.sort(scores)[::-1][:5], got, atol=tolerance)
+
+
+def test_export_without_names_or_for_an_int8_input():
+    """Without class names the file still gets metadata (MediaPipe then gives indices), with
+    one note; an int8 input gets none by default, with one warning, and is an error when the
+    metadata is asked for."""
+    import keras
+
+    from tflite import export
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, x, name="seven")
+    images = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    notes = []
+    float_file, int8_file = export.export_variants(
+        model,
+        [export.ExportOptions(), export.ExportOptions(quantize="int8", io="int8")],
+        representative_images=images,
+        log=notes.append,
+    )
+    read = metadata.read_metadata(float_file)
+    assert read["labels"] is None and read["files"] == {} and read["name"] == "seven"
+    assert metadata.read_metadata(int8_file) is None
+    assert len(notes) == 2
+    assert notes[0].startswith("Note: no class names for the 7 classes")
+    assert "MediaPipe Tasks cannot load a file with an int8 input" in notes[1]
+    with _classifier(float_file) as classifier:
+        import mediapipe as mp
+
+        pixels = images[0].astype("uint8")
+        result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels))
+        assert [c.category_name for c in result.classifications[0].categories][:1] in (
+            [None],
+            [""],
+        )
+    with pytest.raises(ValueError, match="Received: io='int8', metadata=True"):
+        export.ExportOptions(quantize="int8", io="int8", metadata=True)
+    with pytest.raises(ValueError, match="labels has 3 names but the model's output has 7"):
+        export.export(model, export.ExportOptions(labels=["a", "b", "c"]))
