@@ -22,6 +22,10 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 # with --lr_schedule=step), so that a short run (--epochs=2) never fails on its default.
 WARMUP_EPOCHS = 5.0
 WARMUP_FRACTION = 0.1
+# Fine-tuning (--weights): the whole network trains at this fraction of the head's learning
+# rate unless --finetune_learning_rate is given (the Keras transfer-learning guide lowers it
+# 10x or more for the second phase).
+FINETUNE_FACTOR = 0.1
 
 KINDS = ("string", "integer", "float", "boolean", "enum", "list")
 
@@ -68,6 +72,26 @@ class TrainConfig:
         "More builder arguments: key=value,... (e.g. include_preprocessing=True).",
         "string",
         default_help="none",
+    )
+    weights: str | None = setting(
+        None,
+        "Start from these weights: 'imagenet' (the model's published checkpoint), a "
+        ".weights.h5 file or a .keras file of an earlier run; the classifier is replaced when "
+        "the data set has other classes.",
+        "string",
+        default_help="none: random initialisation",
+    )
+    head_epochs: int = setting(
+        0,
+        "With --weights: first epochs that train the classifier head alone (backbone frozen, "
+        "its BatchNorm in inference mode); 0: none.",
+        "integer",
+    )
+    finetune_learning_rate: float | None = setting(
+        None,
+        "With --weights: peak learning rate of the whole network after --head_epochs.",
+        "float",
+        default_help=f"{FINETUNE_FACTOR:g} x --learning_rate",
     )
     # Data
     dataset: str | None = setting(

@@ -16,7 +16,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from ghostnet_keras import data
+from ghostnet_keras import data, labels
 from ghostnet_keras.constants import CROP_FRACTION
 from training import callbacks as callbacks_lib
 from training import checkpoint as checkpoint_lib
@@ -123,6 +123,7 @@ def train(config, strategy=None, printer=print):
     started = time.time()
     _quiet_keras()
     models.model_builder(config, num_classes=1000)  # an unknown model fails before anything starts
+    models.check_weights(config)  # so does a --weights that cannot be used
     strategy_name = strategy_lib.resolve_strategy_name(config.strategy, config.tpu)
     if strategy is None:
         strategy = strategy_lib.make_strategy(config.strategy, config.tpu, config.cpu_replicas)
@@ -155,6 +156,8 @@ def _train(config, strategy, strategy_name, started, printer):
     info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model = _prepare(
         config, strategy
     )
+    backbone = models.backbone_layers(config, info.num_classes) if config.weights else set()
+    class_names = _class_names(info)
 
     previous_elapsed = 0.0
     checkpoint = checkpoint_lib.ResumableCheckpoint(
@@ -197,6 +200,8 @@ def _train(config, strategy, strategy_name, started, printer):
             f"{config.learning_rate:g}"
         )
     run_dir.write_json(model_dir / run_dir.CONFIG_FILE, config.to_dict(), chief)
+    if class_names is not None and chief:
+        labels.write_labels_file(model_dir / labels.LABELS_FILE, class_names)
 
     logger = callbacks_lib.ThroughputLogger(
         config.log_every,
@@ -225,25 +230,13 @@ def _train(config, strategy, strategy_name, started, printer):
         "callbacks": callbacks,
         "verbose": 0,
     }
-    first_epoch, offset = divmod(start_step, steps_per_epoch)
     with interrupt, keras_compat.no_ema_finalize(model.optimizer):
-        if start_step < total_steps and offset:
-            model.fit(
-                train_ds,
-                initial_epoch=first_epoch,
-                epochs=first_epoch + 1,
-                steps_per_epoch=steps_per_epoch - offset,
-                **fit_kwargs,
-            )
-            first_epoch += 1
-        if first_epoch < config.epochs:
-            model.fit(
-                train_ds,
-                initial_epoch=first_epoch,
-                epochs=config.epochs,
-                steps_per_epoch=steps_per_epoch,
-                **fit_kwargs,
-            )
+        for phase, end_epoch in optimization.phases(config):
+            if checkpoint.steps >= end_epoch * steps_per_epoch:
+                continue  # a phase a resumed run has already done
+            models.set_phase(model, backbone, phase)
+            optimization.set_phase(model, config, steps_per_epoch, phase)
+            _fit(model, train_ds, checkpoint.steps, steps_per_epoch, end_epoch, fit_kwargs)
     steps = checkpoint.steps
     if steps != total_steps:
         raise RuntimeError(f"Training stopped at step {steps} of {total_steps}.")
@@ -252,7 +245,7 @@ def _train(config, strategy, strategy_name, started, printer):
 
     results = _evaluate(model, eval_ds, eval_steps)
     fingerprint = models.weights_fingerprint(model)
-    run_dir.save_model(model, model_dir / MODEL_FILE, chief)
+    run_dir.save_model(model, model_dir / MODEL_FILE, chief, class_names)
     if not chief:
         shutil.rmtree(log_dir, ignore_errors=True)
     wall = time.time() - started
@@ -299,6 +292,29 @@ def _train(config, strategy, strategy_name, started, printer):
     return metrics
 
 
+def _fit(model, train_ds, start_step, steps_per_epoch, end_epoch, fit_kwargs):
+    """Trains from `start_step` to the end of epoch `end_epoch`: the rest of an interrupted
+    epoch first, then whole epochs."""
+    first_epoch, offset = divmod(start_step, steps_per_epoch)
+    if offset:
+        model.fit(
+            train_ds,
+            initial_epoch=first_epoch,
+            epochs=first_epoch + 1,
+            steps_per_epoch=steps_per_epoch - offset,
+            **fit_kwargs,
+        )
+        first_epoch += 1
+    if first_epoch < end_epoch:
+        model.fit(
+            train_ds,
+            initial_epoch=first_epoch,
+            epochs=end_epoch,
+            steps_per_epoch=steps_per_epoch,
+            **fit_kwargs,
+        )
+
+
 def _already_finished(model_dir, metrics):
     """The one line of a run whose model directory holds it finished."""
     accuracy = metrics.get("accuracy")
@@ -308,6 +324,14 @@ def _already_finished(model_dir, metrics):
         f"steps{score} ({MODEL_FILE}, {METRICS_FILE}); nothing to do (use a new --model_dir, "
         "or more --epochs to train on)."
     )
+
+
+def _class_names(info):
+    """The data set's class names in index order (as strings), or None if it has none."""
+    names = info.class_names
+    if not names or len(names) != info.num_classes:
+        return None
+    return [str(name) for name in names]
 
 
 def _num_workers(strategy):
@@ -335,7 +359,10 @@ def _prepare(config, strategy):
         keras_compat.average_multi_worker_logs()
     train_ds, eval_ds, eval_steps = _datasets(config, strategy, info, multi_worker)
     with strategy.scope(), tf.variable_creator_scope(keras_compat.synchronized_moving_statistics):
-        model = models.build_model(config, info.num_classes)
+        model = models.build_model(config, info.num_classes, _class_names(info))
+    if config.weights:  # the optimizer holds what the last phase trains: fine-tuning's
+        backbone = models.backbone_layers(config, info.num_classes)
+        models.set_phase(model, backbone, optimization.phases(config)[-1][0])
     with strategy.scope():
         optimization.compile_model(model, config, steps_per_epoch)
     return info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model

@@ -4,15 +4,38 @@ import keras
 
 from training import keras_compat
 
+# The phases of a run (`phases`): 0 trains everything from the start (no --weights); with
+# --weights, 1 trains the new head alone for --head_epochs, 2 the whole network after that.
+ALL, HEAD, FINETUNE = 0, 1, 2
 
-def learning_rate_schedule(config, steps_per_epoch):
+
+def phases(config):
+    """`[(phase, end_epoch)]`: the phases of the run in order, each ending at an epoch."""
+    if not config.weights:
+        return [(ALL, config.epochs)]
+    return [(HEAD, config.head_epochs), (FINETUNE, config.epochs)]
+
+
+def learning_rate_schedule(config, steps_per_epoch, phase=ALL):
     """The learning rate per step: linear warm-up from 0 over `warmup_epochs`, then cosine
     decay to 0 at the last step (`cosine`), constant (`constant`), or multiplied by
     `lr_decay_factor` at each of `lr_decay_epochs` (`step`, no warm-up). Built from Keras's own
-    schedules so that a saved model loads without this package."""
+    schedules so that a saved model loads without this package.
+
+    Fine-tuning (`phase`): the head trains at the constant `learning_rate` for `head_epochs`;
+    the whole network then follows the schedule above at `finetune_learning_rate`, counted
+    from the end of the head's epochs (the head's steps are the start of its warm-up ramp, so
+    the rate is `finetune_learning_rate` exactly when the second phase starts without one).
+    """
     total = config.epochs * steps_per_epoch
     warmup = round(config.warmup_epochs * steps_per_epoch)
     peak = config.learning_rate
+    if phase == HEAD:
+        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=max(1, total), alpha=1.0)
+    if phase == FINETUNE:
+        peak = config.finetune_learning_rate
+        if config.lr_schedule != "step":
+            warmup += config.head_epochs * steps_per_epoch
     if config.lr_schedule == "step":
         if warmup:
             raise ValueError(
@@ -48,7 +71,7 @@ def build_optimizer(config, model, steps_per_epoch):
     `weight_decay / 2 * sum(w**2)` on the kernels. AdamW decays the kernels directly
     (`w -= lr * weight_decay * w`, decoupled).
     """
-    schedule = learning_rate_schedule(config, steps_per_epoch)
+    schedule = learning_rate_schedule(config, steps_per_epoch, phases(config)[-1][0])
     ema = {"use_ema": config.ema_decay > 0, "ema_momentum": config.ema_decay or 0.99}
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(
@@ -73,6 +96,14 @@ def build_optimizer(config, model, steps_per_epoch):
         for variable in decayed_variables(model):
             variable.regularizer = regularizer
     return optimizer
+
+
+def set_phase(model, config, steps_per_epoch, phase):
+    """Gives the compiled `model`'s optimizer the schedule of `phase` and makes `fit` trace
+    the training step again (the trainable variables of a phase differ: see
+    `training.models.set_phase`)."""
+    model.optimizer.learning_rate = learning_rate_schedule(config, steps_per_epoch, phase)
+    model.make_train_function(force=True)
 
 
 def compile_model(model, config, steps_per_epoch):

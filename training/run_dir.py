@@ -6,7 +6,9 @@ Everything a run writes goes to `config.model_dir`:
   `checkpoints/state.json`: the resumable state (see `training.checkpoint`);
 - `logs/`: TensorBoard summaries (`logs/train`, `logs/validation`);
 - `config.json`: the resolved settings of the run;
-- `model.keras`: the final model (the moving-average weights if `ema_decay > 0`);
+- `model.keras`: the final model (the moving-average weights if `ema_decay > 0`), with the
+  class names as its `labels.txt` member (`ghostnet_keras.labels`);
+- `labels.txt`: the class names of the data set, one a line, in index order;
 - `metrics.json`: final evaluation, step count, wall time, throughput and settings;
 - `.lock`, while a run trains: its process id (see `RunLock`).
 
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from ghostnet_keras import files
+from ghostnet_keras import files, labels
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
@@ -59,8 +61,9 @@ def write_json(path, payload, is_chief=True):
         files.write_json(path, payload)
 
 
-def save_model(model, path, is_chief=True):
-    """Chief: writes `path` atomically. Others: write to a temporary directory, deleted (every
+def save_model(model, path, is_chief=True, class_names=None):
+    """Chief: writes `path` atomically, with `class_names` (if given) as its `labels.txt`
+    member (`ghostnet_keras.labels`). Others: write to a temporary directory, deleted (every
     worker must take part in saving under `tf.distribute`)."""
     if not is_chief:
         tmp_dir = tempfile.mkdtemp(prefix="ghostnet-worker-model-")
@@ -71,6 +74,8 @@ def save_model(model, path, is_chief=True):
         return
     with files.atomic_path(path) as tmp:
         model.save(tmp)
+        if class_names is not None:
+            labels.save_labels(tmp, class_names)
 
 
 def check_same_model(config, model_dir):
