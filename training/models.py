@@ -129,7 +129,7 @@ def _pretrained_model(config, builder, kwargs, class_names):
     its own head, new, for `num_classes`.
     """
     weights = config.weights
-    source_labels = None if weights == IMAGENET else labels_lib.load_labels(weights)
+    source_labels = labels_lib.load_labels(weights) if weights.endswith(".keras") else None
     model = builder(**_with_variant(config, builder, kwargs))
     with _weights_path(weights) as path:
         classes = 1000 if weights == IMAGENET else _classes_in_file(model, path)
