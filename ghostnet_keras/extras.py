@@ -16,6 +16,7 @@ EXTRAS = {
     "qat": "quantization-aware training (tensorflow-model-optimization, tf-keras)",
     "convert": "reading PyTorch checkpoints (torch, safetensors)",
     "tensorflow": "the TensorFlow backend of Keras",
+    "mediapipe": "MediaPipe Tasks, the phone apps' classifier (install it after the others)",
 }
 
 

@@ -159,13 +159,9 @@ def test_int8_input_is_refused(tiny_tflite):
 
 
 def _classifier(flatbuffer):
-    from mediapipe.tasks.python import vision
-    from mediapipe.tasks.python.core import base_options
+    from tflite import classify
 
-    options = vision.ImageClassifierOptions(
-        base_options=base_options.BaseOptions(model_asset_buffer=flatbuffer), max_results=5
-    )
-    return vision.ImageClassifier.create_from_options(options)
+    return classify.classifier(flatbuffer, max_results=5)
 
 
 def test_mediapipe_needs_the_metadata_for_a_float_input(tiny_tflite):
@@ -248,3 +244,46 @@ def test_export_without_names_or_for_an_int8_input():
         export.ExportOptions(quantize="int8", io="int8", metadata=True)
     with pytest.raises(ValueError, match="labels has 3 names but the model's output has 7"):
         export.export(model, export.ExportOptions(labels=["a", "b", "c"]))
+
+
+def test_classify_command_names_the_classes_as_the_app_would(
+    cifar_tflite, cifar10_dir, tmp_path, capsys
+):
+    """`python -m tflite.classify` (MediaPipe Tasks, as in an app) prints each image's class
+    names from the file's metadata, best first, with the project's LiteRT top 1; a missing
+    image or one Pillow cannot read is one line and exit status 2."""
+    from PIL import Image
+
+    from tflite import classify, evaluate
+
+    path = tmp_path / "ghostnet_int8.tflite"
+    path.write_bytes(cifar_tflite["int8_uint8_io"])
+    classes = sorted(p.name for p in (cifar10_dir / "test").iterdir() if p.is_dir())
+    images = [sorted((cifar10_dir / "test" / c).iterdir())[1] for c in ("cat", "ship")]
+    assert classify.main([f"--tflite={path}", "--top=3", *map(str, images)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pixels = np.stack([np.asarray(Image.open(image).convert("RGB")) for image in images])
+    best = evaluate.TFLiteClassifier(path).predict(pixels).argmax(axis=1)
+    for line, image, index in zip(lines, images, best, strict=True):
+        assert line.startswith(f"{image}: {classes[index]} ")
+        assert len(line.split(", ")) == 3
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not an image")
+    for bad, message in (
+        (tmp_path / "missing.jpg", "The image file does not exist."),
+        (not_an_image, "is not an image Pillow can read."),
+    ):
+        assert classify.main([f"--tflite={path}", str(bad)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_region_of_interest_is_the_evaluation_crop():
+    """MediaPipe's region of interest is the centre square that `eval_transform` keeps: the
+    short side resized to floor(size / 0.875), the central size x size cut out."""
+    from tflite import classify
+
+    assert classify.centre_crop(32, 32, 32) == (0.0, 0.0, 1.0, 1.0)
+    # 160x240 at 128: resized to 146x219, the central 128 square starts at (9, 45).
+    left, top, right, bottom = classify.centre_crop(160, 240, 128)
+    assert (left, top) == (45 / 219, 9 / 146)
+    assert (right, bottom) == (left + 128 / 219, top + 128 / 146)

@@ -44,15 +44,15 @@ def check_folder(path, argument):
         )
 
 
-def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None):
+def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None, extra="tflite"):
     """Parses ``argv`` (default ``sys.argv[1:]``) with ``parse_args`` and calls ``run(args)``.
 
     A ``--verbose`` flag (:func:`add_verbose`) sets ``GHOSTNET_VERBOSE=1``: the C++ log
     lines that are hidden by default are shown. ``validate(args)``, if given, checks the
     arguments first, before anything heavy is
     imported, so that a bad flag is reported at once. ``required`` lists the
-    ``(module, purpose)`` pairs of the ``tflite`` extra that the command needs whatever its
-    arguments.
+    ``(module, purpose)`` pairs of the ``extra`` (default ``tflite``) that the command needs
+    whatever its arguments.
 
     A missing extra, a ``ValueError``, an ``OSError``, a TensorFlow runtime error or a failed
     download (Keras raises a bare ``Exception`` for it) becomes one ``error: ...`` line on
@@ -68,7 +68,7 @@ def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None):
             validate(args)
         with cli.quiet_imports():
             for module, purpose in required:
-                extras.require(module, "tflite", purpose)
+                extras.require(module, extra, purpose)
     except (ValueError, extras.MissingExtraError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
