@@ -46,10 +46,9 @@ __all__ = [
     "load_model",
     "model_image_shape",
 ]
+
+
 # The labels file the trainer writes beside model.keras in its model_dir.
-LABELS_FILE = "labels.txt"
-
-
 def _parse_args(argv):
     import argparse
 
@@ -84,13 +83,15 @@ def _parse_args(argv):
 
 
 def stored_labels(model):
-    """The class names stored with a saved model: the ``labels.txt`` beside a ``.keras`` file
-    (where the trainer writes it), or None."""
+    """The class names kept with a saved model (``ghostnet_keras.labels``: the trainer's
+    ``labels.txt`` member of the ``.keras`` file, or the ``labels.txt`` beside it), or None."""
+    from ghostnet_keras import labels
+
     model = os.fspath(model)
     if not model.endswith(".keras"):
         return None
-    path = os.path.join(os.path.dirname(os.path.abspath(model)), LABELS_FILE)
-    return export.read_labels(path) if os.path.isfile(path) else None
+    names = labels.load_labels(model)
+    return tuple(names) if names is not None else None
 
 
 def _options(args):

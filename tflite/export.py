@@ -148,11 +148,9 @@ def read_labels(path):
     if not os.path.isfile(path):
         what = "is a folder" if os.path.isdir(path) else "does not exist"
         raise ValueError(f"The labels file {what}. Received: labels={path!r}")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return tuple(line.strip() for line in lines)
+    from ghostnet_keras import labels
+
+    return tuple(labels.read_labels_file(path))
 
 
 def imagenet_labels():

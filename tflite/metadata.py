@@ -24,6 +24,7 @@ import zipfile
 
 import numpy as np
 
+from ghostnet_keras.labels import LABELS_FILE  # the same name as in a model directory
 from tflite import flatbuffer as fb
 
 # The name of the model's metadata entry whose buffer holds the ModelMetadata flatbuffer.
@@ -33,7 +34,6 @@ METADATA_IDENTIFIER = b"M001"
 # Every field written here exists since schema 1.0.0 (later versions added tokenizers, tensor
 # groups, audio, file versions and custom metadata), so parsers from 1.0.0 on read it all.
 MIN_PARSER_VERSION = "1.0.0"
-LABELS_FILE = "labels.txt"
 
 # The tables of metadata_schema.fbs that this module writes, each with its fields in schema
 # order: a field's slot in the table is its position, a union taking two slots (its type,
