@@ -205,30 +205,32 @@ def test_resume_across_the_phase_boundary(cifar10_dir, tmp_path):
     assert norms and changed and not norms & set(changed)
 
 
-def run_train(*args):
-    result = subprocess.run(
-        [sys.executable, "-m", "training.train", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return result.returncode, result.stderr
-
-
 def test_weights_that_cannot_be_used_are_one_line(cifar10_dir, tmp_path):
+    """Each is refused before the first step: through the command line (one line, exit 2)
+    for a file of another model, and by the library the command line calls for the rest
+    (the same ValueError, without a process each)."""
     from test_train_faults import assert_one_error_line
 
     data = make_subset(cifar10_dir, tmp_path / "data", 2)
     other = tmp_path / "ghostnet_050.weights.h5"
     ghostnet_keras.GhostNet050(classes=10, input_shape=(32, 32, 3)).save_weights(other)
-    common = [f"--dataset=folder:{data}", f"--model={MECHANICS_MODEL}", "--image_size=32"]
-    common += ["--batch_size=4", "--epochs=1", f"--model_dir={tmp_path / 'run'}"]
-    code, err = run_train(*common, f"--weights={other}")
-    assert_one_error_line(code, err, f"does not fit model '{MECHANICS_MODEL}'", str(other))
-    code, err = run_train(*common, f"--weights={tmp_path / 'missing.keras'}")
-    assert_one_error_line(code, err, "The `weights` file does not exist. Received: weights=")
-    code, err = run_train(*common, "--weights=imagenet")
-    assert_one_error_line(code, err, "Received: weights='imagenet'")
-    code, err = run_train(*common, "--head_epochs=1")
-    assert_one_error_line(code, err, "0 without --weights")
+    common = dict(dataset=f"folder:{data}", model=MECHANICS_MODEL, image_size=32, batch_size=4)
+    common.update(epochs=1, model_dir=str(tmp_path / "run"))
+    flags = [f"--{name}={value}" for name, value in common.items()]
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", *flags, f"--weights={other}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert_one_error_line(
+        result.returncode, result.stderr, f"does not fit model '{MECHANICS_MODEL}'", str(other)
+    )
+    for settings, message in (
+        (dict(weights=str(tmp_path / "missing.keras")), "The `weights` file does not exist."),
+        (dict(weights="imagenet"), "Received: weights='imagenet'"),
+        (dict(head_epochs=1), "0 without --weights"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            loop.run(recipes.make_config(**common, **settings), printer=lambda line: None)
