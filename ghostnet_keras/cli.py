@@ -50,17 +50,23 @@ def quiet_imports(verbose=False):
     if is_verbose(verbose):
         yield
         return
+    with open(os.devnull, "wb") as devnull, _stderr_to(devnull.fileno()):
+        yield
+
+
+@contextlib.contextmanager
+def _stderr_to(fd):
+    """File descriptor 2 (C++ writes and Python's ``sys.stderr``) goes to ``fd`` inside the
+    block, and back when it ends."""
     sys.stderr.flush()
     saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    os.dup2(fd, 2)
     try:
         yield
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
 
 
 def import_quietly(*modules, verbose=False):
@@ -86,16 +92,11 @@ def quiet_native(verbose=False, noise=NATIVE_NOISE):
     if is_verbose(verbose):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
         try:
-            yield
+            with _stderr_to(captured.fileno()):
+                yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
             captured.seek(0)
             kept = [
                 line
