@@ -1,5 +1,7 @@
 """Converting official / timm GhostNet checkpoints: numerical parity with PyTorch."""
 
+import re
+
 import numpy as np
 import pytest
 from torch_reference import (
@@ -12,7 +14,7 @@ from torch_reference import (
 )
 
 import ghostnet_keras
-from ghostnet_keras import convert_weights, converters
+from ghostnet_keras import convert_weights, converters, extras
 from ghostnet_keras.converters import ghostnet as ghostnet_converter
 
 BUILDERS = {
@@ -123,7 +125,7 @@ def test_missing_torch_names_the_extra(tmp_path, monkeypatch):
     path = tmp_path / "model.pth"
     path.write_bytes(b"not read")
     monkeypatch.setitem(__import__("sys").modules, "torch", None)  # `import torch` fails
-    with pytest.raises(ImportError, match=r'pip install "ghostnet-keras\[convert\]"'):
+    with pytest.raises(ImportError, match=re.escape(extras.install_hint("convert"))):
         convert_weights.read_state_dict(path)
 
 
