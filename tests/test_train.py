@@ -334,6 +334,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(cifar_small, tmp_pa
     assert sorted(p.name for p in model_dir.iterdir()) == [
         "checkpoints",
         "config.json",
+        "labels.txt",
         "logs",
         "metrics.json",
         "model.keras",
