@@ -98,18 +98,14 @@ def main(argv=None):
     for split, count in report.decoded.items():
         print(f"  {split}: {count} of {expected[split]} images decode")
     out = []
-    if report.unreadable:
-        out += [f"{len(report.unreadable)} image(s) cannot be read; training skips them:"]
-        out += _shown(report.unreadable)
-    if report.undecodable:
-        out += [f"{len(report.undecodable)} image(s) cannot be decoded; training skips them:"]
-        out += _shown(report.undecodable)
-    if report.problems:
-        out += [f"{len(report.problems)} problem(s) in the folder listing:"]
-        out += _shown(report.problems)
-    if report.hidden:
-        out += [f"{len(report.hidden)} hidden entr(ies) skipped (names starting with '.'):"]
-        out += _shown(report.hidden)
+    for found, what in (
+        (report.unreadable, "image(s) cannot be read; training skips them"),
+        (report.undecodable, "image(s) cannot be decoded; training skips them"),
+        (report.problems, "problem(s) in the folder listing"),
+        (report.hidden, "hidden entr(ies) skipped (names starting with '.')"),
+    ):
+        if found:
+            out += [f"{len(found)} {what}:", *_shown(found)]
     if out:
         print("\n".join(out), flush=True)
     return 0 if report.ok else 1
