@@ -137,6 +137,13 @@ class TrainConfig:
     lr_decay_epochs: tuple = setting(
         (), "Epochs where --lr_schedule=step decays the rate.", "list", default_help="none"
     )
+    lr_decay_fractions: tuple = setting(
+        (),
+        "Where --lr_schedule=step decays the rate when --lr_decay_epochs is not given: fractions "
+        "of all the training steps, e.g. 0.5,0.75 (the schedule then scales with --epochs).",
+        "list",
+        default_help="none",
+    )
     lr_decay_factor: float = setting(0.1, "Factor of each step decay.", "float")
     warmup_epochs: float | None = setting(
         None,

@@ -19,7 +19,7 @@ def phases(config):
 def learning_rate_schedule(config, steps_per_epoch, phase=ALL):
     """The learning rate per step: linear warm-up from 0 over `warmup_epochs`, then cosine
     decay to 0 at the last step (`cosine`), constant (`constant`), or multiplied by
-    `lr_decay_factor` at each of `lr_decay_epochs` (`step`, no warm-up). Built from Keras's own
+    `lr_decay_factor` at each of `decay_steps` (`step`, no warm-up). Built from Keras's own
     schedules so that a saved model loads without this package.
 
     Fine-tuning (`phase`): the head trains at the constant `learning_rate` for `head_epochs`;
@@ -42,7 +42,7 @@ def learning_rate_schedule(config, steps_per_epoch, phase=ALL):
                 "--lr_schedule=step has no warm-up; set --warmup_epochs=0. "
                 f"Received: warmup_epochs={config.warmup_epochs}"
             )
-        boundaries = [e * steps_per_epoch for e in config.lr_decay_epochs]
+        boundaries = decay_steps(config, steps_per_epoch)
         values = [peak * config.lr_decay_factor**i for i in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     alpha = 0.0 if config.lr_schedule == "cosine" else 1.0  # alpha=1: constant after warm-up
@@ -55,6 +55,12 @@ def learning_rate_schedule(config, steps_per_epoch, phase=ALL):
         warmup_target=peak,
         warmup_steps=warmup,
     )
+
+
+def decay_steps(config, steps_per_epoch):
+    """The steps where the step schedule decays the rate: at each of `lr_decay_epochs` (which
+    may be fractional: the `cifar10` recipe derives them from `lr_decay_fractions`)."""
+    return sorted({max(1, round(e * steps_per_epoch)) for e in config.lr_decay_epochs})
 
 
 def decayed_variables(model):

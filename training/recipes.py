@@ -17,10 +17,15 @@ Sources (paper: "GhostNets on Heterogeneous Devices via Cheap Operations", IJCV 
   average of the weights (decay 0.9999) is MobileNetV3's (Howard et al., 2019, section 6.1.1).
 - `cifar10`: section 5.2.2 ("Our training strategy closely follows the settings in (He et al.,
   2016), including momentum, learning rate, etc."), confirmed by the authors in
-  iamhankai/ghostnet.pytorch#13. He et al. 2016, section 4.2: SGD with momentum 0.9, weight
-  decay 1e-4, batch 128, learning rate 0.1 divided by 10 at 32k and 48k iterations, stop at 64k
-  iterations (epochs 82, 123 and 164 at 391 steps per epoch), 4-pixel padding + random 32x32
-  crop + horizontal flip, no dropout.
+  iamhankai/ghostnet.pytorch#13; section 5 ("Implementation Details", for the G-Ghost CIFAR
+  experiments of section 5.3.1) says the same in other words: "the training settings basically
+  follow the common practice". He et al. 2016 ("Deep Residual Learning for Image
+  Recognition", CVPR 2016), section 4.2: SGD with momentum 0.9, weight decay 1e-4, batch 128,
+  learning rate 0.1 divided by 10 at 32k and 48k iterations, stop at 64k iterations (epochs
+  82, 123 and 164 at 391 steps per epoch), 4-pixel padding + random 32x32 crop + horizontal
+  flip, no dropout. The decays are kept as fractions of the run (32k / 64k = 0.5, 48k / 64k =
+  0.75: `lr_decay_fractions`), so that the schedule scales with `--epochs`: the recipe's 164
+  epochs are the full schedule, `--epochs=20` the same shape in 20 epochs.
 - `finetune`: transfer learning on your own image folder, on a CPU, in the two phases of the
   Keras transfer-learning guide (keras.io/guides/transfer_learning) and MediaPipe Model Maker:
   the published ImageNet weights, a new head trained alone for 3 epochs (backbone frozen,
@@ -72,7 +77,7 @@ RECIPES = {
         "base_learning_rate": 0.1,
         "base_batch_size": 128,
         "lr_schedule": "step",
-        "lr_decay_epochs": (82, 123),
+        "lr_decay_fractions": (0.5, 0.75),  # 32k and 48k of He et al.'s 64k iterations
         "lr_decay_factor": 0.1,
         "warmup_epochs": 0.0,
         "weight_decay": 1e-4,
@@ -142,18 +147,41 @@ def default_warmup_epochs(epochs, lr_schedule="cosine"):
         return config_lib.WARMUP_EPOCHS  # a bad `epochs` fails validation, naming itself
 
 
-def parse_decay_epochs(value):
-    """`"82,123"`, `["82", "123"]` or `(82, 123)` -> `(82, 123)`; ValueError naming the setting."""
+def parse_numbers(value, name, convert=int):
+    """`"82,123"`, `["82", "123"]` or `(82, 123)` -> `(82, 123)` (each through `convert`);
+    ValueError naming the setting `name`."""
     if isinstance(value, str):
         value = [part for part in value.split(",") if part.strip()]
     try:
-        return tuple(int(e) for e in value or ())
+        return tuple(convert(e) for e in value or ())
     except (TypeError, ValueError):
         shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        kind = "integers" if convert is int else "numbers"
         raise ValueError(
-            "`lr_decay_epochs` must be integers separated by commas. "
-            f"Received: lr_decay_epochs={shown}"
+            f"`{name}` must be {kind} separated by commas. Received: {name}={shown}"
         ) from None
+
+
+def _whole(number):
+    """`82.0` -> `82`; other numbers as they are."""
+    number = float(number)
+    return int(number) if number.is_integer() else number
+
+
+def parse_decay_epochs(value):
+    """`"82,123"`, `["82", "123"]` or `(82, 123)` -> `(82, 123)` (fractional epochs allowed:
+    `"1.5"` -> `(1.5,)`); ValueError naming the setting."""
+    return parse_numbers(value, "lr_decay_epochs", _whole)
+
+
+def decay_epochs(values):
+    """The epochs of the step decays: `lr_decay_epochs` if given, else `lr_decay_fractions` of
+    `epochs` (0.5 and 0.75 of the `cifar10` recipe's 164 epochs: 82 and 123)."""
+    epochs = parse_decay_epochs(values["lr_decay_epochs"])
+    fractions = parse_numbers(values["lr_decay_fractions"], "lr_decay_fractions", float)
+    if not epochs and isinstance(values["epochs"], int):
+        epochs = tuple(_whole(f * values["epochs"]) for f in fractions)
+    return epochs, fractions
 
 
 def list_recipes():
@@ -186,7 +214,7 @@ def make_config(recipe=None, **overrides):
         values["finetune_learning_rate"] = values["learning_rate"] * config_lib.FINETUNE_FACTOR
     if values["warmup_epochs"] is None:
         values["warmup_epochs"] = default_warmup_epochs(values["epochs"], values["lr_schedule"])
-    values["lr_decay_epochs"] = parse_decay_epochs(values["lr_decay_epochs"])
+    values["lr_decay_epochs"], values["lr_decay_fractions"] = decay_epochs(values)
     values["model_kwargs"] = parse_model_kwargs(values["model_kwargs"])
     for name in ("model_dir", "data_dir", "weights"):
         if isinstance(values[name], str) and not values[name].startswith("gs://"):
@@ -272,7 +300,14 @@ def validate(config):
         c.lr_schedule != "step" or len(c.lr_decay_epochs) > 0,
         "lr_decay_epochs",
         c.lr_decay_epochs,
-        "at least one epoch with --lr_schedule=step",
+        "at least one epoch with --lr_schedule=step (or --lr_decay_fractions)",
+    )
+    _check(
+        list(c.lr_decay_fractions) == sorted(set(c.lr_decay_fractions))
+        and all(0 < f < 1 for f in c.lr_decay_fractions),
+        "lr_decay_fractions",
+        c.lr_decay_fractions,
+        "increasing, each in (0, 1)",
     )
     _check(
         list(c.lr_decay_epochs) == sorted(set(c.lr_decay_epochs)),
