@@ -2,6 +2,7 @@
 
 import keras
 
+from ghostnet_keras import keras_graph
 from ghostnet_keras.profiler import static_copy
 
 _PROBE_SIZE = 512
@@ -18,7 +19,7 @@ def _stage_outputs(model):
     parents = {}
     for layer in model.layers:
         names = []
-        for node in layer._inbound_nodes:
+        for node in keras_graph.inbound_nodes(layer):
             names += [p.operation.name for p in node.parent_nodes]
         parents[layer.name] = names
         for name in names:
@@ -48,7 +49,7 @@ def as_functional(model):
                 f"`keras.Input`). Received: model={model.name!r}"
             )
         return keras.Model(model.inputs, model.outputs, name=model.name)
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+    if keras_graph.is_functional(model):
         return model
     raise ValueError(
         "`model` must be a Keras Functional model, or a Sequential model that starts with "

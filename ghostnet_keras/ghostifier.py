@@ -44,7 +44,7 @@ import warnings
 import keras
 from keras import layers
 
-from ghostnet_keras import blocks
+from ghostnet_keras import blocks, keras_graph
 from ghostnet_keras.features import as_functional
 
 __all__ = ["GhostifyReport", "check_ratio_dw", "ghost_conv", "ghostify"]
@@ -166,18 +166,6 @@ _OTHER_CONVS = (
 _KEPT_CONVS = (layers.DepthwiseConv2D, layers.SeparableConv2D, layers.SeparableConv1D)
 
 
-def _nodes_in(model):
-    """The call nodes of ``model``'s own graph (not those of other models)."""
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            if node.operation is not None and not node.is_input:
-                yield node
-
-
-def _is_functional(layer):
-    return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
-
-
 class _Planner:
     """Decides, for every layer of the (nested) graph, what ghostify does with it."""
 
@@ -192,17 +180,17 @@ class _Planner:
     def scan(self, model):
         self.names.update(layer.name for layer in model.layers)
         calls = {}
-        for node in _nodes_in(model):
+        for node in keras_graph.call_nodes(model):
             calls.setdefault(id(node.operation), [node.operation, 0])[1] += 1
         for layer, count in calls.values():
             if isinstance(layer, keras.Sequential):
                 self.scan(as_functional(layer))
-            elif _is_functional(layer):
+            elif keras_graph.is_functional(layer):
                 self.scan(layer)
             elif isinstance(layer, keras.Model):
                 convs = [
                     sub.name
-                    for sub in layer._flatten_layers(include_self=False)
+                    for sub in keras_graph.sublayers(layer)
                     if isinstance(sub, layers.Conv2D)
                 ]
                 if convs:
@@ -224,9 +212,7 @@ class _Planner:
             return
         if not isinstance(layer, layers.Conv2D):
             inner = [
-                sub.name
-                for sub in layer._flatten_layers(include_self=False)
-                if isinstance(sub, layers.Conv2D)
+                sub.name for sub in keras_graph.sublayers(layer) if isinstance(sub, layers.Conv2D)
             ]
             if inner:
                 report.unconvertible[name] = (
@@ -337,7 +323,7 @@ def ghostify(model, ratio=2, dw_size=3, skip=None, strict=False, return_report=F
             ) from err
     if isinstance(model, keras.Sequential):
         source = as_functional(model)
-    elif _is_functional(model):
+    elif keras_graph.is_functional(model):
         source = model
     else:
         raise ValueError(
@@ -360,7 +346,7 @@ def ghostify(model, ratio=2, dw_size=3, skip=None, strict=False, return_report=F
     def clone_function(layer):
         if id(layer) in planner.convert:
             return layer  # never called: call_function builds a ghost module instead
-        if isinstance(layer, keras.Sequential) or _is_functional(layer):
+        if isinstance(layer, keras.Sequential) or keras_graph.is_functional(layer):
             return _clone(as_functional(layer) if isinstance(layer, keras.Sequential) else layer)
         clone = layer.__class__.from_config(layer.get_config())
         clones.append((layer, clone))
@@ -372,12 +358,12 @@ def ghostify(model, ratio=2, dw_size=3, skip=None, strict=False, return_report=F
             return layer(*args, **kwargs)
         inputs = args[0] if args else kwargs.pop("inputs")
         output = _ghost_call(original, ratio, dw_size)(inputs)
-        report.converted[original.name] = output._keras_history.operation.name
+        report.converted[original.name] = keras_graph.producer(output).name
         return output
 
     def _clone(functional):
-        return keras.models.clone_model(
-            functional, clone_function=clone_function, call_function=call_function
+        return keras_graph.rebuild(
+            functional, call_function=call_function, clone_function=clone_function
         )
 
     new_model = _clone(source)

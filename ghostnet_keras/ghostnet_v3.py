@@ -21,7 +21,7 @@ training script, not of the network.
 
 import numpy as np
 
-from ghostnet_keras import ghostnet_v2, skeleton
+from ghostnet_keras import ghostnet_v2, keras_graph, skeleton
 
 
 @skeleton.family(dropout_rate=0.2)
@@ -172,7 +172,7 @@ def reparameterize(model):
             return args[0][0]
         return layer(*args, **kwargs)
 
-    deployed = keras.models.clone_model(model, call_function=call_function)
+    deployed = keras_graph.rebuild(model, call_function=call_function)
     for layer in deployed.layers:
         if not layer.weights:
             continue

@@ -39,7 +39,10 @@ def static_copy(model, input_shape):
     return model.__class__.from_config(config)
 
 
-def _input_shape(model, input_shape):
+def image_shape(model, input_shape=None):
+    """``(height, width, channels)`` of ``model``'s input at ``input_shape`` (a shape, an int
+    for a square image, or ``None``: the model's own, 224x224 where it is unknown); a
+    ``ValueError`` for anything else."""
     if input_shape is not None:
         if isinstance(input_shape, int):
             input_shape = (input_shape, input_shape, model.input_shape[-1])
@@ -82,7 +85,7 @@ def profile(model, input_shape=None):
     """
     if not isinstance(model, keras.Model) or not hasattr(model, "get_config"):
         raise ValueError(f"`model` must be a Keras Functional model. Received: model={model!r}")
-    shape = _input_shape(model, input_shape)
+    shape = image_shape(model, input_shape)
     static = model if tuple(model.input_shape[1:]) == shape else static_copy(model, shape)
     macs = activations = 0
     for layer in _walk(static):

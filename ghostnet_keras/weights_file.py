@@ -14,6 +14,8 @@ import warnings
 
 import keras
 
+from ghostnet_keras import keras_graph
+
 _FIRST = 3  # how many differing layers the message names
 
 
@@ -38,7 +40,7 @@ def expected_layout(model):
     them; ``None`` for a model whose layers hold other layers (not compared)."""
     layout, used = {}, {}
     for layer in model.layers:
-        if isinstance(layer, keras.Model) or getattr(layer, "_layers", None):
+        if isinstance(layer, keras.Model) or keras_graph.holds_layers(layer):
             return None
         base = _snake_case(type(layer).__name__)
         count = used.get(base)

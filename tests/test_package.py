@@ -189,3 +189,109 @@ def test_public_names_survive_submodules_imported_first():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "", f"public names shadowed by modules: {result.stdout}"
+
+
+# --- Keras's private API: one owner -------------------------------------------------------
+
+# The modules that may touch Keras's private attributes: the graph walker, and the training
+# layer's version-guarded workarounds of Keras's trainer.
+PRIVATE_API_OWNERS = ("ghostnet_keras/keras_graph.py", "training/keras_compat.py")
+# Keras's private graph attributes: flagged outside the owners even where the project
+# happens to define a name like them.
+KERAS_PRIVATE = {
+    "_nodes_by_depth",
+    "_inbound_nodes",
+    "_outbound_nodes",
+    "_keras_history",
+    "_layers",
+    "_tracker",
+    "_functional",
+    "_flatten_layers",
+    "_operations",
+    "_input_layers",
+    "_output_layers",
+    "_network_nodes",
+    "_symbolic_build",
+    "_maybe_symbolic_build",
+}
+# Private attributes of other libraries that the project reads, each with its reason.
+FOREIGN_PRIVATE = {
+    "_exit": "os._exit: leave at once from a signal handler (standard library)",
+    "_get_ops_details": "LiteRT's Interpreter: the op list, for the latency breakdown",
+    "_disable_output_quantize": "tfmot's ConcatTransform, patched in the QAT worker",
+}
+SCANNED = ("ghostnet_keras", "training", "tflite", "benchmarks", "tools")
+
+
+def _project_files():
+    return [p for package in SCANNED for p in sorted((ROOT / package).rglob("*.py"))]
+
+
+def _defined_private_names(trees):
+    """The ``_``-prefixed names the project defines: functions, classes, variables,
+    arguments, attributes it assigns, and its own module names."""
+    names = {p.stem for p in _project_files()}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    return {n for n in names if n.startswith("_")}
+
+
+def _private_reads(tree, defined):
+    """``(line, name)`` of every read of a private attribute that is not the project's own:
+    ``x._name`` and ``getattr``/``hasattr``/``setattr(x, "_name")``; dunders aside."""
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr", "setattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            name = node.args[1].value
+        if not name or not name.startswith("_") or name.startswith("__"):
+            continue
+        if name in KERAS_PRIVATE or (name not in defined and name not in FOREIGN_PRIVATE):
+            yield node.lineno, name
+
+
+def test_only_the_owner_modules_touch_private_keras_attributes():
+    """Every read of a ``_``-prefixed attribute outside ``PRIVATE_API_OWNERS`` is of a name the
+    project defines itself (or a listed private of another library), never one of Keras's:
+    a Keras upgrade that changes its internals then breaks ``ghostnet_keras/keras_graph.py``
+    alone."""
+    files = _project_files()
+    trees = {p: ast.parse(p.read_text()) for p in files}
+    defined = _defined_private_names(trees.values())
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: .{name}"
+        for path, tree in trees.items()
+        if path.relative_to(ROOT).as_posix() not in PRIVATE_API_OWNERS
+        for line, name in _private_reads(tree, defined)
+    ]
+    assert found == [], "private Keras attributes read outside keras_graph.py:\n" + "\n".join(found)
+    # The check sees what it must: a graph walk as the rewriters wrote it before.
+    probe = ast.parse(
+        "for n in layer._inbound_nodes: pass\n"
+        "hasattr(model, '_nodes_by_depth')\n"
+        "t._keras_history.operation\n"
+        "model._some_new_private\n"
+        "self._cache = 1\nself._cache\n"
+    )
+    assert [name for _, name in sorted(_private_reads(probe, defined | {"_cache"}))] == [
+        "_inbound_nodes",
+        "_nodes_by_depth",
+        "_keras_history",
+        "_some_new_private",
+    ]

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from ghostnet_keras import keras_graph  # noqa: E402
 from tflite import flatbuffer as fb  # noqa: E402
 
 L = tf_keras.layers
@@ -354,7 +355,7 @@ def _weights_config_class():
 def _consumer_layers(model):
     consumers = {}
     for layer in model.layers:
-        for node in layer._inbound_nodes:
+        for node in keras_graph.inbound_nodes(layer):
             inbound = node.inbound_layers
             for source in inbound if isinstance(inbound, list) else [inbound]:
                 consumers.setdefault(source.name, []).append(layer)

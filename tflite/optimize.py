@@ -55,6 +55,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from ghostnet_keras import keras_graph
+
 __all__ = ["Rebuilder", "export_graph"]
 
 # The named rewrites (1., 3. and 4. above; BatchNormalization folding, 2., always applies),
@@ -159,14 +161,14 @@ class Rebuilder:
         self.scale = {}  # id(old tensor) -> s: the new tensor holds old * s
         self.done = set()  # ids of layers already emitted as part of a pattern
         self.consumers = {}
-        self.graph_nodes = {id(n) for ns in model._nodes_by_depth.values() for n in ns}
+        self.graph_nodes = keras_graph.node_ids(model)
         for layer in model.operations:
             for node in self._nodes(layer):
                 for t in keras.tree.flatten(node.arguments.args):
                     self.consumers.setdefault(id(t), []).append(layer)
 
     def _nodes(self, layer):
-        nodes = [n for n in layer._inbound_nodes if id(n) in self.graph_nodes]
+        nodes = [n for n in keras_graph.inbound_nodes(layer) if id(n) in self.graph_nodes]
         if len(nodes) > 1:
             raise ValueError(
                 f"export_graph does not support shared layers. Received: layer={layer.name!r}"
@@ -430,14 +432,14 @@ def export_graph(model, input_shape=None, rewrites=DEFAULT_REWRITES):
         batch of one (float outputs agree to about 1e-6). Unchanged layers are
         shared with ``model``.
     """
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+    if not keras_graph.is_functional(model):
         raise ValueError(f"`model` must be a Keras Functional model. Received: model={model!r}")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(
             "export_graph needs a model with one input and one output. "
             f"Received: model with {len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
-    from ghostnet_keras.profiler import _input_shape, static_copy
+    from ghostnet_keras.profiler import image_shape, static_copy
 
     if isinstance(rewrites, str) or any(not callable(r) and r not in REWRITES for r in rewrites):
         raise ValueError(
@@ -447,7 +449,7 @@ def export_graph(model, input_shape=None, rewrites=DEFAULT_REWRITES):
     names = tuple(r for r in rewrites if not callable(r))
     plugins = tuple(r for r in rewrites if callable(r))
 
-    shape = _input_shape(model, input_shape)
+    shape = image_shape(model, input_shape)
     if tuple(model.input_shape[1:]) != shape:
         static = static_copy(model, shape)
         static.set_weights(model.get_weights())
