@@ -422,6 +422,59 @@ def g_ghost_thin_filters(filters, ghost_ratio, divisor=1):
     return int(filters * (1 - ghost_ratio) / divisor) * divisor
 
 
+def _g_ghost_split(depth, filters, ghost_ratio, cheap_op, mix, last_block, thin_divisor):
+    """Checks a G-Ghost stage's arguments; ``(thin block count, thin width)``."""
+    if cheap_op not in CHEAP_OPS:
+        raise ValueError(f"`cheap_op` must be one of {CHEAP_OPS}. Received: cheap_op={cheap_op!r}")
+    if not 0 <= ghost_ratio < 1:
+        raise ValueError(f"`ghost_ratio` must be in [0, 1). Received: ghost_ratio={ghost_ratio!r}")
+    thin_count = depth - 2 if last_block else depth - 1
+    if thin_count < 1:
+        raise ValueError(
+            "A G-Ghost stage needs at least one thin block (depth >= 3, or >= 2 with "
+            f"last_block=False). Received: depth={depth}"
+        )
+    if cheap_op == "none" and mix:
+        raise ValueError(
+            "`mix` adds to the cheap features, so it needs a cheap operation; pass mix=False "
+            f"with cheap_op='none'. Received: mix={mix!r}"
+        )
+    raw = g_ghost_thin_filters(filters, ghost_ratio, thin_divisor)
+    cheap = filters - raw
+    if raw < 1 or cheap < 1:
+        raise ValueError(
+            f"`ghost_ratio` leaves an empty path: {filters} channels split into {raw} "
+            f"complicated + {cheap} cheap. Received: ghost_ratio={ghost_ratio!r}"
+        )
+    return thin_count, raw
+
+
+def _g_ghost_cheap_path(x0, raw, filters, cheap_op, full_input, name):
+    """Step 3 of :func:`g_ghost_stage`: the cheap features from the first block's output."""
+    if full_input and cheap_op != "identity":
+        c = x0
+    else:
+        c = ChannelSlice(raw, filters, name=f"{name}_cheap_slice")(x0)
+    if cheap_op != "identity":
+        kernel = 1 if cheap_op == "conv1x1" else 3
+        c = conv(c, filters - raw, kernel, name=f"{name}_cheap_conv")
+        c = batch_norm(c, f"{name}_cheap_bn")
+    return c
+
+
+def _g_ghost_mix(c, features, cheap, name):
+    """Step 4 of :func:`g_ghost_stage` (Eq. 11-12): the cheap features plus a per-channel
+    offset computed from every block's output."""
+    m = layers.Concatenate(name=f"{name}_merge_concat")(features)
+    m = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_merge_pool")(m)
+    m = conv(m, cheap, 1, name=f"{name}_merge_conv1")
+    m = batch_norm(m, f"{name}_merge_bn1")
+    m = layers.ReLU(name=f"{name}_merge_relu")(m)
+    m = conv(m, cheap, 1, name=f"{name}_merge_conv2")
+    m = batch_norm(m, f"{name}_merge_bn2")
+    return layers.Add(name=f"{name}_merge_add")([c, m])
+
+
 def g_ghost_stage(
     x,
     block_fn,
@@ -474,33 +527,13 @@ def g_ghost_stage(
     (``{name}_<i>_*``, torchvision's ``layer1.0``).
     """
     thin_block_fn = thin_block_fn or block_fn
-    if cheap_op not in CHEAP_OPS:
-        raise ValueError(f"`cheap_op` must be one of {CHEAP_OPS}. Received: cheap_op={cheap_op!r}")
-    if not 0 <= ghost_ratio < 1:
-        raise ValueError(f"`ghost_ratio` must be in [0, 1). Received: ghost_ratio={ghost_ratio!r}")
-    if ghost_ratio == 0:
+    if ghost_ratio == 0 and cheap_op in CHEAP_OPS:
         for i in range(depth):
             x = block_fn(x, filters, strides=strides if i == 0 else 1, name=f"{name}_{i}")
         return x
-    thin_count = depth - 2 if last_block else depth - 1
-    if thin_count < 1:
-        raise ValueError(
-            "A G-Ghost stage needs at least one thin block (depth >= 3, or >= 2 with "
-            f"last_block=False). Received: depth={depth}"
-        )
-    if cheap_op == "none" and mix:
-        raise ValueError(
-            "`mix` adds to the cheap features, so it needs a cheap operation; pass mix=False "
-            f"with cheap_op='none'. Received: mix={mix!r}"
-        )
-    raw = g_ghost_thin_filters(filters, ghost_ratio, thin_divisor)
-    cheap = filters - raw
-    if raw < 1 or cheap < 1:
-        raise ValueError(
-            f"`ghost_ratio` leaves an empty path: {filters} channels split into {raw} "
-            f"complicated + {cheap} cheap. Received: ghost_ratio={ghost_ratio!r}"
-        )
-
+    thin_count, raw = _g_ghost_split(
+        depth, filters, ghost_ratio, cheap_op, mix, last_block, thin_divisor
+    )
     x0 = block_fn(x, filters, strides=strides, name=f"{name}_base")
     e = x0 if full_input else ChannelSlice(0, raw, name=f"{name}_raw_slice")(x0)
     thin_outputs = []
@@ -508,27 +541,12 @@ def g_ghost_stage(
         out = filters if cheap_op == "none" and i == thin_count - 1 else raw
         e = thin_block_fn(e, out, strides=1, name=f"{name}_layers_{i}")
         thin_outputs.append(e)
-
     if cheap_op == "none":
         x = e
     else:
-        if full_input and cheap_op != "identity":
-            c = x0
-        else:
-            c = ChannelSlice(raw, filters, name=f"{name}_cheap_slice")(x0)
-        if cheap_op != "identity":
-            kernel = 1 if cheap_op == "conv1x1" else 3
-            c = conv(c, cheap, kernel, name=f"{name}_cheap_conv")
-            c = batch_norm(c, f"{name}_cheap_bn")
+        c = _g_ghost_cheap_path(x0, raw, filters, cheap_op, full_input, name)
         if mix:
-            m = layers.Concatenate(name=f"{name}_merge_concat")([x0, *thin_outputs])
-            m = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_merge_pool")(m)
-            m = conv(m, cheap, 1, name=f"{name}_merge_conv1")
-            m = batch_norm(m, f"{name}_merge_bn1")
-            m = layers.ReLU(name=f"{name}_merge_relu")(m)
-            m = conv(m, cheap, 1, name=f"{name}_merge_conv2")
-            m = batch_norm(m, f"{name}_merge_bn2")
-            c = layers.Add(name=f"{name}_merge_add")([c, m])
+            c = _g_ghost_mix(c, [x0, *thin_outputs], filters - raw, name)
         c = layers.ReLU(name=f"{name}_cheap_relu")(c)
         x = layers.Concatenate(name=f"{name}_concat")([e, c])
     if last_block:

@@ -202,56 +202,24 @@ class _Planner:
                 self._decide(layer, count)
 
     def _decide(self, layer, count):
-        name = layer.name
-        report = self.report
-        if isinstance(layer, _KEPT_CONVS):
-            report.skipped[name] = f"{type(layer).__name__} is already cheap; kept"
-            return
-        if isinstance(layer, _OTHER_CONVS):
-            report.unconvertible[name] = f"{type(layer).__name__}: only Conv2D is converted"
-            return
-        if not isinstance(layer, layers.Conv2D):
-            inner = [
-                sub.name for sub in keras_graph.sublayers(layer) if isinstance(sub, layers.Conv2D)
-            ]
-            if inner:
-                report.unconvertible[name] = (
-                    f"custom layer {type(layer).__name__} holds conv(s) {', '.join(inner)}; kept"
-                )
-            return
-        if self._skipped_by_user(layer):
-            report.skipped[name] = "excluded by `skip`"
-            return
-        if type(layer) is not layers.Conv2D:
-            report.unconvertible[name] = (
-                f"subclass {type(layer).__name__} of Conv2D (its call may differ); kept"
+        verdict = _layer_verdict(layer)
+        if verdict is None and self._skipped_by_user(layer):
+            verdict = ("skipped", "excluded by `skip`")
+        if verdict is None:
+            verdict = _conv2d_verdict(layer, count)
+        if verdict is None:
+            new = _new_names(
+                layer.name, layer.filters, self.ratio, layer.get_config()["activation"]
             )
-            return
-        config = layer.get_config()
-        in_channels = layer.kernel.shape[2] * layer.groups
-        reasons = []
-        if layer.groups != 1:
-            reasons.append(f"grouped convolution (groups={layer.groups})")
-        if config["data_format"] != "channels_last":
-            reasons.append(f"data_format={config['data_format']!r} (needs channels_last)")
-        if count > 1:
-            reasons.append(f"shared layer called {count} times")
-        if reasons:
-            report.unconvertible[name] = "; ".join(reasons) + "; kept"
-            return
-        if in_channels == 1:
-            report.skipped[name] = "one input channel; kept"
-            return
-        if layer.filters == 1:
-            report.skipped[name] = "one output filter; kept"
-            return
-        new = _new_names(name, layer.filters, self.ratio, config["activation"])
-        clash = sorted(set(new) & self.names)
-        if clash:
-            report.unconvertible[name] = f"new layer name {clash[0]!r} exists already; kept"
-            return
-        self.names.update(new)
-        self.convert[id(layer)] = layer
+            clash = sorted(set(new) & self.names)
+            if not clash:
+                self.names.update(new)
+                self.convert[id(layer)] = layer
+                return
+            verdict = ("unconvertible", f"new layer name {clash[0]!r} exists already; kept")
+        field, reason = verdict
+        if field is not None:
+            getattr(self.report, field)[layer.name] = reason
 
     def _skipped_by_user(self, layer):
         if self.skip is None:
@@ -259,6 +227,50 @@ class _Planner:
         if callable(self.skip):
             return bool(self.skip(layer))
         return layer.name in self.skip
+
+
+_NOTHING = (None, None)  # a layer without convolutions: not in the report
+
+
+def _layer_verdict(layer):
+    """``(report field, reason)`` for a layer that is not a ``Conv2D``, ``None`` for one."""
+    if isinstance(layer, _KEPT_CONVS):
+        return "skipped", f"{type(layer).__name__} is already cheap; kept"
+    if isinstance(layer, _OTHER_CONVS):
+        return "unconvertible", f"{type(layer).__name__}: only Conv2D is converted"
+    if isinstance(layer, layers.Conv2D):
+        return None
+    inner = [sub.name for sub in keras_graph.sublayers(layer) if isinstance(sub, layers.Conv2D)]
+    if inner:
+        return (
+            "unconvertible",
+            f"custom layer {type(layer).__name__} holds conv(s) {', '.join(inner)}; kept",
+        )
+    return _NOTHING
+
+
+def _conv2d_verdict(layer, count):
+    """``(report field, reason)`` for a ``Conv2D`` that stays, ``None`` for one to convert."""
+    if type(layer) is not layers.Conv2D:
+        return (
+            "unconvertible",
+            f"subclass {type(layer).__name__} of Conv2D (its call may differ); kept",
+        )
+    data_format = layer.get_config()["data_format"]
+    reasons = []
+    if layer.groups != 1:
+        reasons.append(f"grouped convolution (groups={layer.groups})")
+    if data_format != "channels_last":
+        reasons.append(f"data_format={data_format!r} (needs channels_last)")
+    if count > 1:
+        reasons.append(f"shared layer called {count} times")
+    if reasons:
+        return "unconvertible", "; ".join(reasons) + "; kept"
+    if layer.kernel.shape[2] * layer.groups == 1:
+        return "skipped", "one input channel; kept"
+    if layer.filters == 1:
+        return "skipped", "one output filter; kept"
+    return None
 
 
 def _ghost_call(layer, ratio, dw_size):
@@ -288,6 +300,32 @@ def _ghost_call(layer, ratio, dw_size):
     return call
 
 
+def _checked_skip(skip):
+    """``skip`` as ``None``, a predicate or a frozenset of layer names."""
+    if skip is None or callable(skip):
+        return skip
+    if isinstance(skip, str):
+        skip = (skip,)
+    try:
+        return frozenset(skip)
+    except TypeError as err:
+        raise ValueError(
+            f"`skip` must be a collection of layer names or a callable. Received: skip={skip!r}"
+        ) from err
+
+
+def _graph_model(model):
+    """The Functional model whose graph ghostify re-runs (a Sequential one as Functional)."""
+    if isinstance(model, keras.Sequential):
+        return as_functional(model)
+    if keras_graph.is_functional(model):
+        return model
+    raise ValueError(
+        "`model` must be a Keras Functional or Sequential model. "
+        f"Received: model={type(model).__name__}"
+    )
+
+
 def ghostify(model, ratio=2, dw_size=3, skip=None, strict=False, return_report=False):
     """Replaces the ordinary ``Conv2D`` layers of ``model`` by C-Ghost modules.
 
@@ -312,25 +350,8 @@ def ghostify(model, ratio=2, dw_size=3, skip=None, strict=False, return_report=F
         in a warning.
     """
     check_ratio_dw(ratio, dw_size)
-    if skip is not None and not callable(skip):
-        if isinstance(skip, str):
-            skip = (skip,)
-        try:
-            skip = frozenset(skip)
-        except TypeError as err:
-            raise ValueError(
-                f"`skip` must be a collection of layer names or a callable. Received: skip={skip!r}"
-            ) from err
-    if isinstance(model, keras.Sequential):
-        source = as_functional(model)
-    elif keras_graph.is_functional(model):
-        source = model
-    else:
-        raise ValueError(
-            "`model` must be a Keras Functional or Sequential model. "
-            f"Received: model={type(model).__name__}"
-        )
-
+    skip = _checked_skip(skip)
+    source = _graph_model(model)
     planner = _Planner(ratio, dw_size, skip)
     planner.scan(source)
     report = planner.report

@@ -196,6 +196,13 @@ def check_args(
     ``Received: <arg>=<value>``.
     """
     check_weights(weights, model_name)
+    _check_top_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate)
+    shape, arg = _requested_shape(input_tensor, input_shape, include_top, default_size)
+    return _checked_shape(shape, arg, input_tensor, weights, include_preprocessing, min_size)
+
+
+def _check_top_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate):
+    """Validates the arguments of the model's top (see :func:`check_args`)."""
     if pooling not in POOLING_CHOICES:
         raise ValueError(
             f"`pooling` must be one of None, 'avg' or 'max'. Received: pooling={pooling!r}"
@@ -227,6 +234,10 @@ def check_args(
             f"`dropout_rate` must be a number in [0, 1). Received: dropout_rate={dropout_rate!r}"
         )
 
+
+def _requested_shape(input_tensor, input_shape, include_top, default_size):
+    """``(shape, the argument it comes from)``: ``input_tensor``'s, ``input_shape``, or the
+    default (``None`` for the argument)."""
     if input_tensor is not None:
         if not keras.backend.is_keras_tensor(input_tensor):
             described = input_tensor
@@ -242,12 +253,14 @@ def check_args(
                 f"`input_shape` disagrees with the shape of `input_tensor` {tensor_shape}. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
-        shape, arg = tensor_shape, "input_tensor"
-    elif input_shape is not None:
-        shape, arg = input_shape, "input_shape"
-    else:
-        shape, arg = ((default_size, default_size, 3) if include_top else (None, None, 3)), None
+        return tensor_shape, "input_tensor"
+    if input_shape is not None:
+        return input_shape, "input_shape"
+    return ((default_size, default_size, 3) if include_top else (None, None, 3)), None
 
+
+def _checked_shape(shape, arg, input_tensor, weights, include_preprocessing, min_size):
+    """``shape`` as a tuple of ints (or ``None``), checked against the other arguments."""
     try:
         shape = tuple(None if d is None else int(d) for d in shape)
     except (TypeError, ValueError) as err:
@@ -517,14 +530,14 @@ OPEN_ARGS = ("variant",)
 _VARIANTS = {}  # registry name -> the family builder it fixes
 
 
-def variant(family_builder, registry_name, function_name, doc, *, pretrained=None, **fixed):
+def variant(family_builder, registry_name, function_name, doc, **fixed):
     """Makes, documents and registers a fixed builder of ``family_builder``.
 
     The builder (named ``function_name``, documented by ``doc``) calls the family with the
     arguments ``fixed`` (which leave its signature; a fixed application argument such as
     ``classes=10`` only changes its default) and builds the model under ``registry_name``,
-    which names the model and keys its pretrained weights. It is registered with
-    ``pretrained`` (its pretrained-weights entry, or ``None``).
+    which names the model and keys its row in :mod:`ghostnet_keras.catalog` (its module,
+    public name ``function_name``, converters and weights), checked when it is registered.
     """
     family_signature = family_builder.__signature__
     application = {n for n, _ in APPLICATION_ARGS} | {"name"}
@@ -554,7 +567,7 @@ def variant(family_builder, registry_name, function_name, doc, *, pretrained=Non
     builder.__module__ = family_builder.__module__
     builder.__doc__ = doc
     _VARIANTS[registry_name] = family_builder
-    return register_model(registry_name, pretrained=pretrained)(builder)
+    return register_model(registry_name)(builder)
 
 
 def _variants_like(model_name):

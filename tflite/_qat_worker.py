@@ -265,23 +265,14 @@ def calibrate(qat_model, data, batches, range_decay):
     log(f"QAT: activation ranges calibrated on {count + 1} batches")
 
 
-def _weights_config_class():
-    """``WeightsQuantizeConfig(output)``: TFLite's int8 weight quantization of a Conv2D,
-    DepthwiseConv2D or Dense layer, and its output quantized ``"none"`` (a BN or ReLU
-    follows and quantizes), ``"moving"`` (moving-average range) or over a fixed
-    ``(low, high)`` range.
-
-    Unlike tfmot's default scheme it quantizes depthwise kernels per output channel
-    (``in_channels * depth_multiplier`` scales, as TFLite does; tfmot uses one scale per
-    depth-multiplier index, so one for the whole kernel at multiplier 1), and it keeps the
-    weight quantization of a conv or dense layer followed by a ReLU (tfmot drops it there).
-    """
-    import tensorflow_model_optimization as tfmot
+def _weights_quantizer_classes():
+    """``(conv, depthwise)`` weight quantizers: tfmot's per-channel conv kernel quantizer, and
+    one for depthwise kernels with one scale per output channel (``in_channels *
+    depth_multiplier``, as TFLite does)."""
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantizers,
     )
 
-    q = tfmot.quantization.keras
     conv_quantizer = default_8bit_quantizers.Default8BitConvWeightsQuantizer
 
     class DepthwiseWeightsQuantizer(conv_quantizer):
@@ -311,19 +302,53 @@ def _weights_config_class():
         def get_config(self):
             return {}
 
+    return conv_quantizer, DepthwiseWeightsQuantizer
+
+
+def _kernel_and_quantizer(layer, q, conv_quantizer, depthwise_quantizer):
+    """``(kernel attribute, its quantizer)`` of a Conv2D, DepthwiseConv2D or Dense layer."""
+    if isinstance(layer, L.DepthwiseConv2D):
+        return "depthwise_kernel", depthwise_quantizer()
+    if isinstance(layer, L.Conv2D):
+        return "kernel", conv_quantizer()
+    quantizer = q.quantizers.LastValueQuantizer(
+        num_bits=8, per_axis=False, symmetric=True, narrow_range=True
+    )
+    return "kernel", quantizer
+
+
+def _output_quantizers(output, q):
+    """The output quantizers of a weighted layer: none, moving-average, or a fixed range."""
+    if output == "none":
+        return []
+    if output == "moving":
+        return [q.quantizers.MovingAverageQuantizer(8, False, False, False)]
+    low, high = output
+    return [q.quantizers.FixedQuantizer(8, low, high, narrow_range=False)]
+
+
+def _weights_config_class():
+    """``WeightsQuantizeConfig(output)``: TFLite's int8 weight quantization of a Conv2D,
+    DepthwiseConv2D or Dense layer, and its output quantized ``"none"`` (a BN or ReLU
+    follows and quantizes), ``"moving"`` (moving-average range) or over a fixed
+    ``(low, high)`` range.
+
+    Unlike tfmot's default scheme it quantizes depthwise kernels per output channel
+    (``in_channels * depth_multiplier`` scales, as TFLite does; tfmot uses one scale per
+    depth-multiplier index, so one for the whole kernel at multiplier 1), and it keeps the
+    weight quantization of a conv or dense layer followed by a ReLU (tfmot drops it there).
+    """
+    import tensorflow_model_optimization as tfmot
+
+    q = tfmot.quantization.keras
+    conv_quantizer, depthwise_quantizer = _weights_quantizer_classes()
+
     class WeightsQuantizeConfig(q.QuantizeConfig):
         def __init__(self, output="moving"):
             self.output = list(output) if isinstance(output, (list, tuple)) else output
 
         def _weights(self, layer):
-            if isinstance(layer, L.DepthwiseConv2D):
-                return "depthwise_kernel", DepthwiseWeightsQuantizer()
-            if isinstance(layer, L.Conv2D):
-                return "kernel", conv_quantizer()
-            quantizer = q.quantizers.LastValueQuantizer(
-                num_bits=8, per_axis=False, symmetric=True, narrow_range=True
-            )
-            return "kernel", quantizer
+            return _kernel_and_quantizer(layer, q, conv_quantizer, depthwise_quantizer)
 
         def get_weights_and_quantizers(self, layer):
             name, quantizer = self._weights(layer)
@@ -339,12 +364,7 @@ def _weights_config_class():
             pass
 
         def get_output_quantizers(self, layer):
-            if self.output == "none":
-                return []
-            if self.output == "moving":
-                return [q.quantizers.MovingAverageQuantizer(8, False, False, False)]
-            low, high = self.output
-            return [q.quantizers.FixedQuantizer(8, low, high, narrow_range=False)]
+            return _output_quantizers(self.output, q)
 
         def get_config(self):
             return {"output": self.output}
@@ -371,32 +391,16 @@ def _plain_relu(layer):
     )
 
 
-def quantize(model, image_input=False):
-    """The QAT model: tfmot's default 8-bit scheme, plus explicit configs for what it
-    rejects or gets wrong for TFLite (as Model Garden's quantized SE layer does, the
-    gate and the multiply get quantized outputs, no weights):
-
-    - Conv2D, DepthwiseConv2D, Dense: `_weights_config_class` (TFLite's per-channel
-      weights), the output quantized unless a BatchNormalization or ReLU follows;
-    - the conv before a `BoundedReLU` (the SE gate): its output over the fixed range
-      ``[0, max_value]``, which does the clipping; the `BoundedReLU` becomes the identity;
-    - BatchNormalization after a conv: the output quantized, unless a ReLU follows;
-    - ``Multiply`` (SE scale), ``Rescaling`` (an unfolded one), ``Normalization``,
-      ReLUs with another bound than 6: the output quantized with a moving-average range;
-    - ``ChannelSlice``: nothing (a slice keeps its input's scale);
-    - with ``image_input`` (the model normalises raw 0-255 pixels in its graph) the
-      input is quantized over exactly [0, 255];
-    - the inputs of a ``Concatenate`` keep their own output quantizers (tfmot drops them,
-      but TFLite keeps those tensors int8 with their own scale, and the ghost module's
-      primary features also feed the cheap depthwise conv).
-    """
+def _patch_tfmot_transforms(image_input):
+    """Patches tfmot's default 8-bit transforms for TFLite: the inputs of a ``Concatenate``
+    keep their output quantizers, a customised conv before a ReLU keeps its config, and
+    with ``image_input`` the model input is quantized over exactly [0, 255]."""
     import tensorflow_model_optimization as tfmot
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_configs as configs,
-    )
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_transforms as transforms,
     )
+
+    q = tfmot.quantization.keras
 
     transforms.ConcatTransform._disable_output_quantize = lambda self, config: None
     relu_replacement = transforms.LayerReLUQuantize.replacement
@@ -426,6 +430,57 @@ def quantize(model, image_input=False):
             return transforms.LayerNode(config, input_layers=[match_layer])
 
         transforms.InputLayerQuantize.replacement = fixed_input
+
+
+def _quantize_config(layer, config, after, weights_config, output_config, noop_config):
+    """The quantize config of one layer of the QAT model (see :func:`quantize`), given the
+    layer ``after`` it (its only consumer, or None); None for tfmot's default."""
+    if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D, L.Dense)) and (
+        config["activation"] == "linear"
+    ):
+        if isinstance(after, BoundedReLU):
+            output = (0.0, after.max_value)
+        elif isinstance(after, L.BatchNormalization) or _plain_relu(after):
+            output = "none"
+        else:
+            output = "moving"
+        return weights_config(output)
+    if isinstance(layer, L.BatchNormalization):
+        return noop_config() if _plain_relu(after) else output_config()
+    if isinstance(layer, (L.Multiply, L.Rescaling, L.Normalization)):
+        return output_config()
+    if isinstance(layer, (ChannelSlice, BoundedReLU)):
+        return noop_config()
+    if isinstance(layer, L.ReLU) and not _plain_relu(layer):
+        return output_config()
+    return None
+
+
+def quantize(model, image_input=False):
+    """The QAT model: tfmot's default 8-bit scheme, plus explicit configs for what it
+    rejects or gets wrong for TFLite (as Model Garden's quantized SE layer does, the
+    gate and the multiply get quantized outputs, no weights):
+
+    - Conv2D, DepthwiseConv2D, Dense: `_weights_config_class` (TFLite's per-channel
+      weights), the output quantized unless a BatchNormalization or ReLU follows;
+    - the conv before a `BoundedReLU` (the SE gate): its output over the fixed range
+      ``[0, max_value]``, which does the clipping; the `BoundedReLU` becomes the identity;
+    - BatchNormalization after a conv: the output quantized, unless a ReLU follows;
+    - ``Multiply`` (SE scale), ``Rescaling`` (an unfolded one), ``Normalization``,
+      ReLUs with another bound than 6: the output quantized with a moving-average range;
+    - ``ChannelSlice``: nothing (a slice keeps its input's scale);
+    - with ``image_input`` (the model normalises raw 0-255 pixels in its graph) the
+      input is quantized over exactly [0, 255];
+    - the inputs of a ``Concatenate`` keep their own output quantizers (tfmot drops them,
+      but TFLite keeps those tensors int8 with their own scale, and the ghost module's
+      primary features also feed the cheap depthwise conv).
+    """
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs,
+    )
+
+    _patch_tfmot_transforms(image_input)
     q = tfmot.quantization.keras
     output_config = configs.Default8BitOutputQuantizeConfig
     noop_config = configs.NoOpQuantizeConfig
@@ -443,27 +498,12 @@ def quantize(model, image_input=False):
         new = layer.__class__.from_config(config)
         if isinstance(layer, L.InputLayer):
             return new
-        after = only(layer)
-        if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D, L.Dense)) and (
-            config["activation"] == "linear"
-        ):
-            if isinstance(after, BoundedReLU):
-                output = (0.0, after.max_value)
-            elif isinstance(after, L.BatchNormalization) or _plain_relu(after):
-                output = "none"
-            else:
-                output = "moving"
-            return q.quantize_annotate_layer(new, weights_config(output))
-        if isinstance(layer, L.BatchNormalization):
-            config = noop_config() if _plain_relu(after) else output_config()
-            return q.quantize_annotate_layer(new, config)
-        if isinstance(layer, (L.Multiply, L.Rescaling, L.Normalization)):
-            return q.quantize_annotate_layer(new, output_config())
-        if isinstance(layer, (ChannelSlice, BoundedReLU)):
-            return q.quantize_annotate_layer(new, noop_config())
-        if isinstance(layer, L.ReLU) and not _plain_relu(layer):
-            return q.quantize_annotate_layer(new, output_config())
-        return q.quantize_annotate_layer(new)
+        quantize_config = _quantize_config(
+            layer, config, only(layer), weights_config, output_config, noop_config
+        )
+        if quantize_config is None:
+            return q.quantize_annotate_layer(new)
+        return q.quantize_annotate_layer(new, quantize_config)
 
     annotated = tf_keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())

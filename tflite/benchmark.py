@@ -289,23 +289,46 @@ def run_benchmark(
         ``p10``, ``delegation``, ``times``), in table order.
     """
     progress = progress or (lambda line: None)
+    quantize = _checked_quantize(quantize)
+    paths, keras_names = _split_models(models, peers)
+    contents = {path: _checked_file(path, num_threads) for path in paths}
+    keras_names = _checked_keras_names(keras_names, peers)
+    calibration = None
+    if keras_names and "int8" in quantize:
+        calibration = _benchmark_calibration(calibration_data, num_calibration, progress)
+    rows = []
+    for q in quantize if keras_names else ():
+        for name in keras_names:
+            progress(f"Converting {name} (quantize={q}, io={io})...")
+            rows.append(_converted_row(name, q, io, calibration, optimize, save_dir, progress))
+    for path in paths:
+        rows.append(_row(os.path.basename(path), "(file)", contents[path]))
+    _time_rows(rows, runs, warmup, num_threads, progress)
+    return rows
+
+
+def _checked_quantize(quantize):
     quantize = tuple(quantize)
     for q in quantize:
         if q not in QUANTIZATIONS:
             raise ValueError(
                 f"`quantize` must be among {', '.join(QUANTIZATIONS)}. Received: quantize={q!r}"
             )
+    return quantize
+
+
+def _split_models(models, peers):
+    """``(.tflite paths, the other names)``."""
     names = list(models)
     if not names and not peers:
         raise ValueError("Nothing to benchmark: give models or peers=True. Received: models=[]")
     paths = [m for m in names if m.endswith(".tflite") or os.path.isfile(m)]
-    keras_names = [m for m in names if m not in paths]
-    contents = {}
-    for path in paths:
-        # Up front, naming the file: missing, a folder, not a flatbuffer, truncated, damaged.
-        contents[path] = fb.read_file(path, "model")
-        interpreter = latency.load_interpreter(contents[path], num_threads, source=path)
-        latency.invoke(interpreter, source=path)
+    return paths, [m for m in names if m not in paths]
+
+
+def _checked_keras_names(keras_names, peers):
+    """The Keras models to convert, the peers first where asked; a name that is neither a
+    file nor a registry model is a ``ValueError``."""
     if keras_names or peers:
         import ghostnet_keras
         from ghostnet_keras import extras
@@ -321,39 +344,53 @@ def run_benchmark(
                 )
     if peers:
         keras_names = [p for p in PEERS if p not in keras_names] + keras_names
-    calibration = None
-    if keras_names and "int8" in quantize:
-        if not calibration_data:
-            raise ValueError(
-                "int8 conversion needs real calibration images: calibration_data='folder:PATH' "
-                "or a TFDS name. Received: calibration_data=None"
-            )
-        calibration = _calibration_images(calibration_data, num_calibration, 224)
-        progress(f"Calibration: {len(calibration)} images of {calibration_data}")
+    return keras_names
 
-    rows = []
-    for q in quantize if keras_names else ():
-        for name in keras_names:
-            progress(f"Converting {name} (quantize={q}, io={io})...")
-            model = _keras_model(name)
-            flatbuffer = convert_for_benchmark(
-                model,
-                q,
-                io=io,
-                calibration=calibration if q == "int8" else None,
-                optimize=optimize,
-            )
-            rows.append(_row(name, q, flatbuffer, model))
-            if save_dir:
-                from ghostnet_keras import files
 
-                os.makedirs(save_dir, exist_ok=True)
-                path = os.path.join(save_dir, f"{name}_{q}.tflite")
-                files.write_bytes(path, flatbuffer)
-                progress(f"  wrote {path}")
-    for path in paths:
-        rows.append(_row(os.path.basename(path), "(file)", contents[path]))
+def _checked_file(path, num_threads):
+    """The contents of a ``.tflite`` file, loaded and run once up front, naming the file:
+    missing, a folder, not a flatbuffer, truncated, damaged."""
+    contents = fb.read_file(path, "model")
+    interpreter = latency.load_interpreter(contents, num_threads, source=path)
+    latency.invoke(interpreter, source=path)
+    return contents
 
+
+def _benchmark_calibration(calibration_data, num_calibration, progress):
+    if not calibration_data:
+        raise ValueError(
+            "int8 conversion needs real calibration images: calibration_data='folder:PATH' "
+            "or a TFDS name. Received: calibration_data=None"
+        )
+    calibration = _calibration_images(calibration_data, num_calibration, 224)
+    progress(f"Calibration: {len(calibration)} images of {calibration_data}")
+    return calibration
+
+
+def _converted_row(name, q, io, calibration, optimize, save_dir, progress):
+    """The row of one Keras model converted with quantization ``q`` (written to
+    ``save_dir`` if given)."""
+    model = _keras_model(name)
+    flatbuffer = convert_for_benchmark(
+        model,
+        q,
+        io=io,
+        calibration=calibration if q == "int8" else None,
+        optimize=optimize,
+    )
+    row = _row(name, q, flatbuffer, model)
+    if save_dir:
+        from ghostnet_keras import files
+
+        os.makedirs(save_dir, exist_ok=True)
+        path = os.path.join(save_dir, f"{name}_{q}.tflite")
+        files.write_bytes(path, flatbuffer)
+        progress(f"  wrote {path}")
+    return row
+
+
+def _time_rows(rows, runs, warmup, num_threads, progress):
+    """Times every row's flatbuffer (interleaved rounds) and puts its times in the row."""
     progress(f"Timing {len(rows)} models: {runs} interleaved rounds, {num_threads} thread(s)")
     times = latency.measure_latency(
         {i: row["flatbuffer"] for i, row in enumerate(rows)},
@@ -367,7 +404,6 @@ def run_benchmark(
         row["ms"] = statistics.median(times[i])
         row["p10"] = float(np.percentile(times[i], 10))
         row.pop("flatbuffer")
-    return rows
 
 
 def _parse_args(argv):

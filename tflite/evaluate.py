@@ -16,6 +16,7 @@ Command line:
         [--keras_model=ghostnet_100 --weights=imagenet] [--num_images=500]
 """
 
+import dataclasses
 import json
 import os
 
@@ -238,26 +239,19 @@ def evaluate(classifier, batches, *, class_names=None, keras_model=None, num_ima
     """
     mapping = label_mapping(class_names, classifier.num_classes)
     k = min(5, classifier.num_classes)
-    count = top1 = top5 = keras_top1 = agree = 0
-    max_diff, sum_diff = 0.0, 0.0
-    labelled = True
+    tally = _Tally()
     for images, labels in batches:
         images = np.asarray(images, "float32")
         if num_images is not None:
-            images = images[: num_images - count]
+            images = images[: num_images - tally.count]
         if len(images) == 0:
             break
         scores = classifier.predict(images)
         if labels is None:
-            labelled = False
+            tally.labelled = False
         else:
-            labels = np.asarray(labels)[: len(images)]
-            if labels.ndim > 1:  # one-hot
-                labels = labels.argmax(-1)
-            labels = labels.astype("int64") if mapping is None else mapping[labels]
-            best = np.argsort(-scores, axis=1)[:, :k]
-            top1 += int((best[:, 0] == labels).sum())
-            top5 += int((best == labels[:, None]).any(axis=1).sum())
+            labels = _class_indices(labels, len(images), mapping)
+            tally.add_accuracy(scores, labels, k)
         if keras_model is not None:
             expected = _keras_scores(keras_model, images, classifier.num_classes)
             if expected.shape != scores.shape:
@@ -265,29 +259,65 @@ def evaluate(classifier, batches, *, class_names=None, keras_model=None, num_ima
                     "The Keras model and the .tflite have different outputs. Received: "
                     f"keras output shape={expected.shape}, tflite output shape={scores.shape}"
                 )
-            if labels is not None:
-                keras_top1 += int((expected.argmax(1) == labels).sum())
-            agree += int((expected.argmax(1) == scores.argmax(1)).sum())
-            diff = np.abs(expected - scores)
-            max_diff = max(max_diff, float(diff.max()))
-            sum_diff += float(diff.mean(axis=1).sum())
-        count += len(images)
-        if num_images is not None and count >= num_images:
+            tally.add_keras(expected, scores, labels)
+        tally.count += len(images)
+        if num_images is not None and tally.count >= num_images:
             break
-    if count == 0:
+    if tally.count == 0:
         raise ValueError("The data yielded no image. Received: images=0")
-    result = {"images": count}
-    if labelled:
-        result.update(top1=top1 / count, top5=top5 / count)
-    if keras_model is not None:
-        if labelled:
-            result["keras_top1"] = keras_top1 / count
-        result.update(
-            agreement=agree / count,
-            max_abs_diff=max_diff,
-            mean_abs_diff=sum_diff / count,
-        )
-    return result
+    return tally.result(keras_model is not None)
+
+
+def _class_indices(labels, count, mapping):
+    """The first ``count`` labels as int64 class indices of the model (one-hot labels
+    reduced, folder classes mapped through ``mapping``)."""
+    labels = np.asarray(labels)[:count]
+    if labels.ndim > 1:  # one-hot
+        labels = labels.argmax(-1)
+    return labels.astype("int64") if mapping is None else mapping[labels]
+
+
+@dataclasses.dataclass
+class _Tally:
+    """The running counts of :func:`evaluate`."""
+
+    count: int = 0
+    top1: int = 0
+    top5: int = 0
+    keras_top1: int = 0
+    agree: int = 0
+    max_diff: float = 0.0
+    sum_diff: float = 0.0
+    labelled: bool = True
+
+    def add_accuracy(self, scores, labels, k):
+        best = np.argsort(-scores, axis=1)[:, :k]
+        self.top1 += int((best[:, 0] == labels).sum())
+        self.top5 += int((best == labels[:, None]).any(axis=1).sum())
+
+    def add_keras(self, expected, scores, labels):
+        """The Keras model's accuracy and its agreement with the file's ``scores``."""
+        if labels is not None:
+            self.keras_top1 += int((expected.argmax(1) == labels).sum())
+        self.agree += int((expected.argmax(1) == scores.argmax(1)).sum())
+        diff = np.abs(expected - scores)
+        self.max_diff = max(self.max_diff, float(diff.max()))
+        self.sum_diff += float(diff.mean(axis=1).sum())
+
+    def result(self, with_keras):
+        count = self.count
+        result = {"images": count}
+        if self.labelled:
+            result.update(top1=self.top1 / count, top5=self.top5 / count)
+        if with_keras:
+            if self.labelled:
+                result["keras_top1"] = self.keras_top1 / count
+            result.update(
+                agreement=self.agree / count,
+                max_abs_diff=self.max_diff,
+                mean_abs_diff=self.sum_diff / count,
+            )
+        return result
 
 
 def format_result(result):

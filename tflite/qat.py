@@ -29,30 +29,6 @@ import tempfile
 import numpy as np
 
 ERROR_FILE = "error.json"
-# The layers the worker can rebuild on tf_keras (see `_layer_spec`).
-SUPPORTED_LAYERS = (
-    "InputLayer",
-    "Conv2D",
-    "DepthwiseConv2D",
-    "BatchNormalization",
-    "ReLU",
-    "ZeroPadding2D",
-    "Concatenate",
-    "ChannelSlice",
-    "Rescaling",
-    "Multiply",
-    "Add",
-    "GlobalAveragePooling2D",
-    "GlobalMaxPooling2D",
-    "MaxPooling2D",
-    "AveragePooling2D",
-    "Dense",
-    "Dropout",
-    "Normalization",
-    "Activation",
-    "Flatten",
-    "Reshape",
-)
 # Activations that mean the same in Keras 3 and tf_keras.
 ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "swish", "silu")
 # Worker stderr lines that are TensorFlow start-up noise, not errors.
@@ -77,90 +53,86 @@ def _pair(value):
     return list(value) if isinstance(value, (list, tuple)) else [value, value]
 
 
+# Config entries that Keras 3 may hold as one int and tf_keras takes as a pair.
+_PAIRS = ("kernel_size", "strides", "dilation_rate", "pool_size")
+
+
+def _config_args(*keys):
+    """A spec function copying ``keys`` of the layer's config (pairs as pairs, the
+    activation by its name, ``groups`` 1 where absent)."""
+
+    def spec(layer, config):
+        args = {}
+        for key in keys:
+            if key == "activation":
+                args[key] = _activation_name(layer, layer.activation)
+            elif key == "groups":
+                args[key] = config.get("groups", 1)
+            else:
+                args[key] = _pair(config[key]) if key in _PAIRS else config[key]
+        return args
+
+    return spec
+
+
+def _normalization_args(layer, config):
+    if config.get("invert"):
+        raise ValueError(
+            f"QAT cannot rebuild layer {layer.name!r}: an inverting Normalization. "
+            "Received: invert=True"
+        )
+    mean = np.asarray(layer.mean, "float64").reshape(-1)
+    variance = np.asarray(layer.variance, "float64").reshape(-1)
+    return {"axis": config["axis"], "mean": mean.tolist(), "variance": variance.tolist()}
+
+
+_CONV_KEYS = ("kernel_size", "strides", "padding")
+_POOLING_KEYS = ("pool_size", "strides", "padding")
+# The tf_keras constructor arguments of each layer type the worker rebuilds, from the Keras 3
+# layer and its config.
+_LAYER_ARGS = {
+    "InputLayer": lambda layer, c: {
+        "shape": list(c["batch_shape"][1:]),
+        "dtype": c.get("dtype", "float32"),
+    },
+    "Conv2D": _config_args(
+        "filters", *_CONV_KEYS, "dilation_rate", "groups", "activation", "use_bias"
+    ),
+    "DepthwiseConv2D": _config_args(
+        *_CONV_KEYS, "depth_multiplier", "dilation_rate", "activation", "use_bias"
+    ),
+    "BatchNormalization": _config_args("axis", "momentum", "epsilon", "center", "scale"),
+    "ReLU": _config_args("max_value", "negative_slope", "threshold"),
+    "ZeroPadding2D": lambda layer, c: {"padding": [list(p) for p in c["padding"]]},
+    "Concatenate": _config_args("axis"),
+    "ChannelSlice": lambda layer, c: {"start": layer.start, "stop": layer.stop},
+    "Rescaling": lambda layer, c: {"scale": float(c["scale"]), "offset": float(c["offset"])},
+    "Multiply": _config_args(),
+    "Add": _config_args(),
+    "GlobalAveragePooling2D": _config_args("keepdims"),
+    "GlobalMaxPooling2D": _config_args("keepdims"),
+    "MaxPooling2D": _config_args(*_POOLING_KEYS),
+    "AveragePooling2D": _config_args(*_POOLING_KEYS),
+    "Dense": _config_args("units", "activation", "use_bias"),
+    "Dropout": _config_args("rate"),
+    "Normalization": _normalization_args,
+    "Activation": _config_args("activation"),
+    "Flatten": _config_args(),
+    "Reshape": lambda layer, c: {"target_shape": list(c["target_shape"])},
+}
+# The layers the worker can rebuild on tf_keras.
+SUPPORTED_LAYERS = tuple(_LAYER_ARGS)
+
+
 def _layer_spec(layer):
     """The tf_keras constructor arguments of ``layer`` (a Keras 3 layer), by layer type."""
     kind = type(layer).__name__
-    c = layer.get_config()
-    if kind == "InputLayer":
-        return {"shape": list(c["batch_shape"][1:]), "dtype": c.get("dtype", "float32")}
-    if kind == "Conv2D":
-        return {
-            "filters": c["filters"],
-            "kernel_size": _pair(c["kernel_size"]),
-            "strides": _pair(c["strides"]),
-            "padding": c["padding"],
-            "dilation_rate": _pair(c["dilation_rate"]),
-            "groups": c.get("groups", 1),
-            "activation": _activation_name(layer, layer.activation),
-            "use_bias": c["use_bias"],
-        }
-    if kind == "DepthwiseConv2D":
-        return {
-            "kernel_size": _pair(c["kernel_size"]),
-            "strides": _pair(c["strides"]),
-            "padding": c["padding"],
-            "depth_multiplier": c["depth_multiplier"],
-            "dilation_rate": _pair(c["dilation_rate"]),
-            "activation": _activation_name(layer, layer.activation),
-            "use_bias": c["use_bias"],
-        }
-    if kind == "BatchNormalization":
-        return {
-            "axis": c["axis"],
-            "momentum": c["momentum"],
-            "epsilon": c["epsilon"],
-            "center": c["center"],
-            "scale": c["scale"],
-        }
-    if kind == "ReLU":
-        return {
-            "max_value": c["max_value"],
-            "negative_slope": c["negative_slope"],
-            "threshold": c["threshold"],
-        }
-    if kind == "ZeroPadding2D":
-        return {"padding": [list(p) for p in c["padding"]]}
-    if kind == "Concatenate":
-        return {"axis": c["axis"]}
-    if kind == "ChannelSlice":
-        return {"start": layer.start, "stop": layer.stop}
-    if kind == "Rescaling":
-        return {"scale": float(c["scale"]), "offset": float(c["offset"])}
-    if kind in ("Multiply", "Add", "Flatten"):
-        return {}
-    if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
-        return {"keepdims": c["keepdims"]}
-    if kind in ("MaxPooling2D", "AveragePooling2D"):
-        return {
-            "pool_size": _pair(c["pool_size"]),
-            "strides": _pair(c["strides"]),
-            "padding": c["padding"],
-        }
-    if kind == "Dense":
-        return {
-            "units": c["units"],
-            "activation": _activation_name(layer, layer.activation),
-            "use_bias": c["use_bias"],
-        }
-    if kind == "Dropout":
-        return {"rate": c["rate"]}
-    if kind == "Activation":
-        return {"activation": _activation_name(layer, layer.activation)}
-    if kind == "Reshape":
-        return {"target_shape": list(c["target_shape"])}
-    if kind == "Normalization":
-        if c.get("invert"):
-            raise ValueError(
-                f"QAT cannot rebuild layer {layer.name!r}: an inverting Normalization. "
-                "Received: invert=True"
-            )
-        mean = np.asarray(layer.mean, "float64").reshape(-1)
-        variance = np.asarray(layer.variance, "float64").reshape(-1)
-        return {"axis": c["axis"], "mean": mean.tolist(), "variance": variance.tolist()}
-    raise ValueError(
-        f"QAT cannot rebuild layer {layer.name!r} of type {kind} on tf_keras; the layers it "
-        f"can rebuild are {', '.join(SUPPORTED_LAYERS)}. Received: layer={layer.name}"
-    )
+    if kind not in _LAYER_ARGS:
+        raise ValueError(
+            f"QAT cannot rebuild layer {layer.name!r} of type {kind} on tf_keras; the layers "
+            f"it can rebuild are {', '.join(SUPPORTED_LAYERS)}. Received: layer={layer.name}"
+        )
+    return _LAYER_ARGS[kind](layer, layer.get_config())
 
 
 def _inbound(node):

@@ -97,68 +97,82 @@ def _identity(w):
     return w
 
 
-def weight_plan(model, mapping):
-    """Lists ``(variable, tensor_name, tensor_shape, to_keras)`` for every Keras weight.
+def _layer_prefix(model, layer, mapping):
+    """The checkpoint module of ``layer``; a ``ValueError`` where the mapping has none."""
+    try:
+        return mapping.prefix(layer.name)
+    except KeyError as err:
+        raise ValueError(
+            f"Model {model.name!r} has a layer {layer.name!r} ({type(layer).__name__}) with "
+            f"weights but no counterpart in {mapping.title}; this converter fills "
+            f"{', '.join(mapping.models)}."
+        ) from err
 
-    ``to_keras`` turns the checkpoint tensor (a numpy array of ``tensor_shape``) into the
-    value of ``variable``. Raises ``ValueError`` if a layer with weights has no counterpart,
-    or if a weight would be assigned twice or not at all.
-    """
+
+def _batch_norm_entries(layer, prefix, mapping):
+    bn_names = PADDLE_BN if mapping.layout == "paddle" else TORCH_BN
+    variables = (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)
+    return [
+        (variable, f"{prefix}.{name}", tuple(variable.shape), _identity)
+        for variable, name in zip(variables, bn_names, strict=True)
+    ]
+
+
+def _conv_entry(layer, prefix, mapping):
+    """The kernel entry of a Conv2D: a convolution, or a Linear layer kept as a 1x1 conv."""
+    kh, kw, cin, cout = layer.kernel.shape
+    if prefix in mapping.linear_conv and mapping.layout == "paddle":
+        return (layer.kernel, f"{prefix}.weight", (cin, cout), _paddle_linear_conv)
+    if prefix in mapping.linear_conv:
+        return (layer.kernel, f"{prefix}.weight", (cout, cin), _torch_linear_conv)
+    return (layer.kernel, f"{prefix}.weight", (cout, cin, kh, kw), _conv_kernel)
+
+
+def _dense_entry(layer, prefix, mapping):
+    """The kernel entry of a Dense layer: a Linear layer, or a 1x1 conv in the checkpoint."""
+    cin, cout = layer.kernel.shape
+    if prefix in mapping.conv_dense:
+        return (layer.kernel, f"{prefix}.weight", (cout, cin, 1, 1), _torch_dense)
+    if mapping.layout == "paddle":
+        return (layer.kernel, f"{prefix}.weight", (cin, cout), _identity)
+    return (layer.kernel, f"{prefix}.weight", (cout, cin), _torch_dense)
+
+
+def _kernel_entry(layer, prefix, mapping):
     from keras import layers
 
-    bn_names = PADDLE_BN if mapping.layout == "paddle" else TORCH_BN
-    plan = []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        try:
-            prefix = mapping.prefix(layer.name)
-        except KeyError as err:
-            raise ValueError(
-                f"Model {model.name!r} has a layer {layer.name!r} ({type(layer).__name__}) with "
-                f"weights but no counterpart in {mapping.title}; this converter fills "
-                f"{', '.join(mapping.models)}."
-            ) from err
-        if isinstance(layer, layers.BatchNormalization):
-            for variable, name in zip(
-                (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance),
-                bn_names,
-                strict=True,
-            ):
-                plan.append((variable, f"{prefix}.{name}", tuple(variable.shape), _identity))
-            continue
-        if isinstance(layer, layers.DepthwiseConv2D):
-            kh, kw, channels, multiplier = layer.kernel.shape
-            plan.append(
-                (
-                    layer.kernel,
-                    f"{prefix}.weight",
-                    (channels * multiplier, 1, kh, kw),
-                    lambda w, m=multiplier: _depthwise_kernel(w, m),
-                )
-            )
-        elif isinstance(layer, layers.Conv2D):
-            kh, kw, cin, cout = layer.kernel.shape
-            if prefix in mapping.linear_conv and mapping.layout == "paddle":
-                plan.append((layer.kernel, f"{prefix}.weight", (cin, cout), _paddle_linear_conv))
-            elif prefix in mapping.linear_conv:
-                plan.append((layer.kernel, f"{prefix}.weight", (cout, cin), _torch_linear_conv))
-            else:
-                plan.append((layer.kernel, f"{prefix}.weight", (cout, cin, kh, kw), _conv_kernel))
-        elif isinstance(layer, layers.Dense):
-            cin, cout = layer.kernel.shape
-            if prefix in mapping.conv_dense:
-                plan.append((layer.kernel, f"{prefix}.weight", (cout, cin, 1, 1), _torch_dense))
-            elif mapping.layout == "paddle":
-                plan.append((layer.kernel, f"{prefix}.weight", (cin, cout), _identity))
-            else:
-                plan.append((layer.kernel, f"{prefix}.weight", (cout, cin), _torch_dense))
-        else:
-            raise ValueError(
-                f"Cannot convert the weights of layer {layer.name!r} ({type(layer).__name__})."
-            )
-        if getattr(layer, "bias", None) is not None:
-            plan.append((layer.bias, f"{prefix}.bias", tuple(layer.bias.shape), _identity))
+    if isinstance(layer, layers.DepthwiseConv2D):
+        kh, kw, channels, multiplier = layer.kernel.shape
+        return (
+            layer.kernel,
+            f"{prefix}.weight",
+            (channels * multiplier, 1, kh, kw),
+            lambda w, m=multiplier: _depthwise_kernel(w, m),
+        )
+    if isinstance(layer, layers.Conv2D):
+        return _conv_entry(layer, prefix, mapping)
+    if isinstance(layer, layers.Dense):
+        return _dense_entry(layer, prefix, mapping)
+    raise ValueError(
+        f"Cannot convert the weights of layer {layer.name!r} ({type(layer).__name__})."
+    )
+
+
+def _layer_entries(model, layer, mapping):
+    """The plan entries of one layer with weights: BN statistics, or kernel and bias."""
+    from keras import layers
+
+    prefix = _layer_prefix(model, layer, mapping)
+    if isinstance(layer, layers.BatchNormalization):
+        return _batch_norm_entries(layer, prefix, mapping)
+    entries = [_kernel_entry(layer, prefix, mapping)]
+    if getattr(layer, "bias", None) is not None:
+        entries.append((layer.bias, f"{prefix}.bias", tuple(layer.bias.shape), _identity))
+    return entries
+
+
+def _check_plan_covers_model(model, plan):
+    """Every weight of ``model`` assigned once, from one tensor each."""
     seen, names = set(), set()
     for variable, name, _, _ in plan:
         if id(variable) in seen or name in names:
@@ -168,6 +182,20 @@ def weight_plan(model, mapping):
     n_weights = sum(1 for layer in model.layers for _ in layer.weights)
     if len(plan) != n_weights:  # e.g. a layer with weights beyond kernel/bias/BN statistics
         raise ValueError(f"Mapped {len(plan)} of the {n_weights} weights of {model.name!r}.")
+
+
+def weight_plan(model, mapping):
+    """Lists ``(variable, tensor_name, tensor_shape, to_keras)`` for every Keras weight.
+
+    ``to_keras`` turns the checkpoint tensor (a numpy array of ``tensor_shape``) into the
+    value of ``variable``. Raises ``ValueError`` if a layer with weights has no counterpart,
+    or if a weight would be assigned twice or not at all.
+    """
+    plan = []
+    for layer in model.layers:
+        if layer.weights:
+            plan += _layer_entries(model, layer, mapping)
+    _check_plan_covers_model(model, plan)
     return plan
 
 

@@ -2,6 +2,7 @@
 training, and also ``ROOT/<class>/*`` or a flat folder of images for calibration and
 evaluation. Listing, and what it warns about or refuses; the pipelines read the files."""
 
+import dataclasses
 import os
 import sys
 
@@ -112,65 +113,83 @@ def _shown(paths, limit=5):
     return ", ".join(paths[:limit]) + (", ..." if len(paths) > limit else "")
 
 
-def _scan_classes(spec, split_dir, found, class_names):
-    training = class_names is None
-    if training:
-        class_names = found
-    else:
-        unknown = sorted(set(found) - set(class_names))
-        if unknown:
-            raise error(
-                f"{split_dir} has class folders that train/ does not have: "
-                f"{', '.join(unknown[:5])}.",
-                spec,
-            )
-    index = {name: i for i, name in enumerate(class_names)}
-    paths, labels, skipped, nested, unreadable, per_class = [], [], [], [], [], {}
-    hidden = []
-    for name in found:
-        class_dir = os.path.join(split_dir, name)
-        per_class[name] = []
-        for entry in entries(class_dir, hidden):
-            if entry.is_dir():
-                nested.append(entry.path)
-            elif not entry.is_file():
-                unreadable.append(entry.path)  # a broken link, a FIFO, a socket, ...
-            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                paths.append(entry.path)
-                labels.append(index[name])
-                per_class[name].append(entry.path)
-            else:
-                skipped.append(entry.path)
-    if skipped:  # notes, .DS_Store, ...: reported, but not a problem of the data
-        warn(
-            f"skipping {len(skipped)} file(s) of {split_dir} that are not images by name "
-            f"({'/'.join(IMAGE_EXTENSIONS)}): {_shown(skipped)}"
-        )
-    problems = []
-    if nested:
-        problems.append(
-            f"ignoring {len(nested)} sub-folder(s) of class folders (images must sit directly "
-            f"in {split_dir}/<class>/): {_shown(nested)}"
-        )
-    if unreadable:
-        problems.append(
-            f"skipping {len(unreadable)} entr(ies) of {split_dir} that cannot be read (broken "
-            f"links or not regular files): {_shown(unreadable)}"
-        )
-    if not paths:
+@dataclasses.dataclass
+class _ClassFolders:
+    """What the class folders of one split hold, sorted by kind of entry."""
+
+    paths: list = dataclasses.field(default_factory=list)
+    labels: list = dataclasses.field(default_factory=list)
+    per_class: dict = dataclasses.field(default_factory=dict)
+    skipped: list = dataclasses.field(default_factory=list)  # files that are not images
+    nested: list = dataclasses.field(default_factory=list)
+    unreadable: list = dataclasses.field(default_factory=list)
+
+
+def _checked_class_names(spec, split_dir, found, class_names):
+    """The class names of a split: its own folders for train/ (``class_names`` None), else
+    ``class_names``, which must hold every folder found."""
+    if class_names is None:
+        return found
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
         raise error(
-            f"{split_dir} holds no images: expected {split_dir}/<class>/*.jpg (or .png, .gif, "
-            ".bmp, .webp), one sub-folder per class.",
+            f"{split_dir} has class folders that train/ does not have: {', '.join(unknown[:5])}.",
             spec,
         )
+    return class_names
+
+
+def _read_class_folders(split_dir, found, class_names, hidden):
+    index = {name: i for i, name in enumerate(class_names)}
+    listing = _ClassFolders()
+    for name in found:
+        class_dir = os.path.join(split_dir, name)
+        listing.per_class[name] = []
+        for entry in entries(class_dir, hidden):
+            if entry.is_dir():
+                listing.nested.append(entry.path)
+            elif not entry.is_file():
+                listing.unreadable.append(entry.path)  # a broken link, a FIFO, a socket, ...
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                listing.paths.append(entry.path)
+                listing.labels.append(index[name])
+                listing.per_class[name].append(entry.path)
+            else:
+                listing.skipped.append(entry.path)
+    return listing
+
+
+def _entry_problems(split_dir, listing):
+    """The problems of entries that are not images directly in a class folder."""
+    problems = []
+    if listing.nested:
+        problems.append(
+            f"ignoring {len(listing.nested)} sub-folder(s) of class folders (images must sit "
+            f"directly in {split_dir}/<class>/): {_shown(listing.nested)}"
+        )
+    if listing.unreadable:
+        problems.append(
+            f"skipping {len(listing.unreadable)} entr(ies) of {split_dir} that cannot be read "
+            f"(broken links or not regular files): {_shown(listing.unreadable)}"
+        )
+    return problems
+
+
+def _unusable_classes(split_dir, per_class):
+    """``(empty, broken)``: the class folders without image files, and those whose files all
+    fail to decode (as empty as one without files; found by decoding files in order until one
+    works, one decode per class in the usual case)."""
     empty = [os.path.join(split_dir, n) for n, files in per_class.items() if not files]
-    # A class whose files all fail to decode is as empty as one without files: it is found
-    # by decoding files in order until one works (one decode per class in the usual case).
     broken = [
         os.path.join(split_dir, n)
         for n, files in per_class.items()
         if files and not any(_decodes(f) for f in files)
     ]
+    return empty, broken
+
+
+def _class_problems(spec, empty, broken, training):
+    """The problems of unusable classes: an error for train/, warnings for the other splits."""
     if training and (empty or broken):
         what = []
         if empty:
@@ -182,16 +201,39 @@ def _scan_classes(spec, split_dir, found, class_names):
             "images to the class folder or remove it.",
             spec,
         )
+    problems = []
     if empty:
         problems.append(f"{len(empty)} class folder(s) hold no images: {_shown(empty)}")
     if broken:
         problems.append(
             f"no image of {len(broken)} class folder(s) can be read and decoded: {_shown(broken)}"
         )
+    return problems
+
+
+def _scan_classes(spec, split_dir, found, class_names):
+    training = class_names is None
+    class_names = _checked_class_names(spec, split_dir, found, class_names)
+    hidden = []
+    listing = _read_class_folders(split_dir, found, class_names, hidden)
+    if listing.skipped:  # notes, .DS_Store, ...: reported, but not a problem of the data
+        warn(
+            f"skipping {len(listing.skipped)} file(s) of {split_dir} that are not images by "
+            f"name ({'/'.join(IMAGE_EXTENSIONS)}): {_shown(listing.skipped)}"
+        )
+    problems = _entry_problems(split_dir, listing)
+    if not listing.paths:
+        raise error(
+            f"{split_dir} holds no images: expected {split_dir}/<class>/*.jpg (or .png, .gif, "
+            ".bmp, .webp), one sub-folder per class.",
+            spec,
+        )
+    empty, broken = _unusable_classes(split_dir, listing.per_class)
+    problems += _class_problems(spec, empty, broken, training)
     PROBLEMS[split_dir] = problems
     for problem in problems:
         warn(problem)
-    return paths, labels, tuple(class_names), tuple(hidden)
+    return listing.paths, listing.labels, tuple(class_names), tuple(hidden)
 
 
 def problems(spec):
@@ -218,6 +260,46 @@ def split_files(spec, folder, class_names, input_context):
     return paths, labels
 
 
+def _files_of_class_folders(root, class_dirs, hidden):
+    """The files of each class folder of ``root`` (warning about folders without images,
+    nested folders and unreadable entries)."""
+    per_class, nested, unreadable = [], [], []
+    for entry in class_dirs:
+        files = []
+        for f in entries(entry.path, hidden):
+            if f.is_dir():
+                nested.append(f.path)
+            elif f.is_file():
+                files.append(f.path)
+            else:
+                unreadable.append(f.path)
+        if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+            warn(f"the class folder {entry.path} holds no images")
+        per_class.append(files)
+    if nested:
+        warn(
+            f"ignoring {len(nested)} sub-folder(s) of class folders (images must sit "
+            f"directly in {root}/<class>/): {_shown(nested)}"
+        )
+    if unreadable:
+        warn(
+            f"skipping {len(unreadable)} entr(ies) of {root} that cannot be read (broken "
+            f"links or not regular files): {_shown(unreadable)}"
+        )
+    return per_class
+
+
+def _class_by_class(per_class):
+    """``(files, labels)`` taking one file of each class in turn."""
+    files, labels = [], []
+    for position in range(max(len(f) for f in per_class) if per_class else 0):
+        for label, class_files in enumerate(per_class):
+            if position < len(class_files):
+                files.append(class_files[position])
+                labels.append(label)
+    return files, labels
+
+
 def list_images(root, spec):
     """Files and labels of ``root/<class>/*`` (labelled) or of a flat ``root/*`` (labels None),
     ordered class by class in turn (the first N images cover every class evenly), and the
@@ -226,37 +308,8 @@ def list_images(root, spec):
     listed = entries(root, hidden)
     class_dirs = [e for e in listed if e.is_dir()]
     if class_dirs:
-        per_class, names, nested, unreadable = [], [], [], []
-        for entry in class_dirs:
-            files = []
-            for f in entries(entry.path, hidden):
-                if f.is_dir():
-                    nested.append(f.path)
-                elif f.is_file():
-                    files.append(f.path)
-                else:
-                    unreadable.append(f.path)
-            if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
-                warn(f"the class folder {entry.path} holds no images")
-            per_class.append(files)
-            names.append(entry.name)
-        if nested:
-            warn(
-                f"ignoring {len(nested)} sub-folder(s) of class folders (images must sit "
-                f"directly in {root}/<class>/): {_shown(nested)}"
-            )
-        if unreadable:
-            warn(
-                f"skipping {len(unreadable)} entr(ies) of {root} that cannot be read (broken "
-                f"links or not regular files): {_shown(unreadable)}"
-            )
-        files, labels = [], []
-        for position in range(max(len(f) for f in per_class) if per_class else 0):
-            for label, class_files in enumerate(per_class):
-                if position < len(class_files):
-                    files.append(class_files[position])
-                    labels.append(label)
-        class_names = tuple(names)
+        files, labels = _class_by_class(_files_of_class_folders(root, class_dirs, hidden))
+        class_names = tuple(entry.name for entry in class_dirs)
     else:
         files = [e.path for e in listed if e.is_file()]
         labels, class_names = None, None

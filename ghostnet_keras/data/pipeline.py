@@ -1,6 +1,7 @@
 """The ``tf.data`` input pipelines: batches of decoded, transformed images and their labels,
 from an image folder (TensorFlow alone) or a TFDS data set (tensorflow-datasets)."""
 
+import dataclasses
 import os
 import sys
 
@@ -138,17 +139,9 @@ def split_statuses(spec, split, data_dir=None):
     (``STATUS_UNDECODABLE``). What the pipelines skip, as data rather than as warnings."""
     spec = parse_dataset(spec)
     info = dataset_info(spec, data_dir)
-    if spec.kind == "folder":
-        folder = info.train_split if split == "train" else info.eval_split
-        class_names = None if split == "train" else info.class_names
-        paths, labels = folders.split_files(spec, folder, class_names, None)
-        ds, read = _folder_source(paths, labels, False, None), tf.io.read_file
-    else:
-        name = info.train_split if split == "train" else info.eval_split
-        (ds, _), read = tfds_source.source(spec, name, None, data_dir, False, None), tf.identity
-    ds = ds.map(lambda name, source, label: (name, source, label, tf.zeros([2], tf.int64)))
+    ds, _, read, _ = _split_source(spec, info, split, cache=False, data_dir=data_dir)
     empty = tf.zeros([1, 1, 3], tf.uint8)
-    ds = _with_status(ds, lambda s, r: transforms.decode(read(s)), read, empty, True)
+    ds = _with_status(_no_seed(ds), lambda s, r: transforms.decode(read(s)), read, empty, True)
     ds = ds.map(lambda name, image, label, status: (name, status))
     return ds.prefetch(AUTOTUNE).as_numpy_iterator()
 
@@ -171,6 +164,150 @@ def _folder_source(paths, labels, shuffle, seed):
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     # Files are read where they are decoded (in _robust_map): a read error skips one file too.
     return ds.map(lambda path, label: (path, path, label))
+
+
+def _split_source(
+    spec, info, split, cache, *, input_context=None, data_dir=None, training=False, seed=None
+):
+    """``(dataset of (name, source, label), count, read, cache)`` of one split: ``read`` turns
+    a source into the encoded image; ``cache`` None is decided here (decoded images under
+    ``AUTO_CACHE_BYTES``, estimated from the first few)."""
+    name = info.train_split if split == "train" else info.eval_split
+    if spec.kind == "folder":
+        class_names = None if split == "train" else info.class_names
+        paths, labels = folders.split_files(spec, name, class_names, input_context)
+        count = len(paths)
+        if cache is None:
+            sample = _read_some(paths[:: max(1, count // 8)][:8])
+            cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
+        ds = _folder_source(paths, labels, training and not cache, seed)
+        return ds, count, tf.io.read_file, cache
+    ds, count = tfds_source.source(spec, name, input_context, data_dir, training, seed)
+    if cache is None:
+        sample = [contents for _, contents, _ in ds.take(8)]
+        cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
+    return ds, count, tf.identity, cache
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """The checked settings of one pipeline (see `make_dataset`)."""
+
+    training: bool
+    batch_size: int
+    image_size: int
+    seed: int | None
+    randaugment: object
+    crop_fraction: float
+    color_jitter: float
+    one_hot: bool
+    num_classes: int
+    repeat: bool
+    drop_remainder: bool
+    shuffle_buffer: int
+
+    @property
+    def deterministic(self):
+        return self.seed is not None or not self.training
+
+
+def _checked_color_jitter(split, batch_size, image_size, crop_fraction, color_jitter):
+    """Checks the plain arguments of `make_dataset`; the colour jitter, its default resolved."""
+    if split not in ("train", "eval"):
+        raise ValueError(f"`split` must be 'train' or 'eval'. Received: split={split!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"`image_size` must be an int >= 8. Received: image_size={image_size!r}")
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(
+            f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
+        )
+    if color_jitter is None:
+        color_jitter = 0.0 if image_size <= transforms.SMALL_IMAGE_SIZE else transforms.COLOR_JITTER
+    if not 0 <= color_jitter < 1:
+        raise ValueError(f"`color_jitter` must be in [0, 1). Received: color_jitter={color_jitter}")
+    return color_jitter
+
+
+def _no_seed(ds):
+    return ds.map(lambda name, source, label: (name, source, label, tf.zeros([2], tf.int64)))
+
+
+def _decoded_in_memory(ds, read, count, options):
+    """The decoded uint8 images, cached in memory (later epochs only crop, flip and jitter),
+    reshuffled each epoch for training: ``(image, label)``."""
+    empty = tf.zeros([1, 1, 3], tf.uint8)
+
+    def decode(source, seed):
+        return transforms.decode(read(source))
+
+    ds = _robust_map(_no_seed(ds), decode, read, empty, options.deterministic).cache()
+    if options.training:
+        ds = ds.shuffle(count, seed=options.seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def _training_images(ds, read, cached, options):
+    """Random augmentation, a new random seed per image: ``(image, label)``, repeated if
+    ``options.repeat``."""
+    transform = transforms.train_transform(
+        options.image_size, options.color_jitter, options.randaugment
+    )
+    if options.repeat:
+        ds = ds.repeat()
+    seeds = tf.data.Dataset.random(seed=options.seed).map(lambda r: tf.stack([r, r // 3 + 1]))
+    if cached:
+        return tf.data.Dataset.zip((ds, seeds)).map(
+            lambda example, s: (transform(example[0], s), example[1]),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=options.deterministic,
+        )
+    ds = tf.data.Dataset.zip((ds, seeds)).map(lambda e, s: (e[0], e[1], e[2], s))
+    empty = tf.zeros([options.image_size, options.image_size, 3])
+    return _robust_map(
+        ds, lambda src, s: transform(read(src), s), read, empty, options.deterministic
+    )
+
+
+def _evaluation_images(ds, read, cached, options):
+    """The deterministic evaluation transform (resize, centre crop): ``(image, label)``."""
+
+    def evaluate(source, seed):
+        image = source if source.dtype == tf.uint8 else transforms.decode(read(source))
+        return transforms.eval_transform(image, options.image_size, options.crop_fraction)
+
+    if cached:
+        return ds.map(
+            lambda image, label: (evaluate(image, None), label), num_parallel_calls=AUTOTUNE
+        )
+    empty = tf.zeros([options.image_size, options.image_size, 3])
+    return _robust_map(_no_seed(ds), evaluate, read, empty, options.deterministic)
+
+
+def _batches(ds, options, input_context):
+    """Labels (one-hot if asked), batches, the evaluation repeat, and the tf.data options."""
+
+    def label_fn(image, label):
+        if options.one_hot:
+            return image, tf.one_hot(label, options.num_classes, dtype=tf.float32)
+        return image, label
+
+    ds = ds.map(label_fn, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(
+        options.batch_size, drop_remainder=options.drop_remainder, num_parallel_calls=AUTOTUNE
+    )
+    if options.repeat and not options.training:
+        ds = ds.repeat()
+    tf_options = tf.data.Options()
+    tf_options.deterministic = options.deterministic
+    if input_context is not None:
+        # Sharded here already; without an input context tf.distribute may shard by data.
+        policy = tf.data.experimental.AutoShardPolicy.OFF
+        tf_options.experimental_distribute.auto_shard_policy = policy
+    return ds.with_options(tf_options).prefetch(AUTOTUNE)
 
 
 def make_dataset(
@@ -231,99 +368,39 @@ def make_dataset(
             whole file list; cached data sets their whole content).
     """
     spec = parse_dataset(spec)
-    if split not in ("train", "eval"):
-        raise ValueError(f"`split` must be 'train' or 'eval'. Received: split={split!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
-    if not isinstance(image_size, int) or image_size < 8:
-        raise ValueError(f"`image_size` must be an int >= 8. Received: image_size={image_size!r}")
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(
-            f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
-        )
-    if color_jitter is None:
-        color_jitter = 0.0 if image_size <= transforms.SMALL_IMAGE_SIZE else transforms.COLOR_JITTER
-    if not 0 <= color_jitter < 1:
-        raise ValueError(f"`color_jitter` must be in [0, 1). Received: color_jitter={color_jitter}")
+    color_jitter = _checked_color_jitter(split, batch_size, image_size, crop_fraction, color_jitter)
     randaugment = parse_randaugment(randaugment)
-    repeat = training if repeat is None else repeat
-    drop_remainder = training if drop_remainder is None else drop_remainder
-
     info = dataset_info(spec, data_dir)
-    num_classes = num_classes or info.num_classes
-    if spec.kind == "folder":
-        folder = info.train_split if split == "train" else info.eval_split
-        class_names = None if split == "train" else info.class_names
-        paths, labels = folders.split_files(spec, folder, class_names, input_context)
-        count = len(paths)
-        if cache is None:
-            sample = _read_some(paths[:: max(1, count // 8)][:8])
-            cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
-        ds = _folder_source(paths, labels, training and not cache, seed)
-        read = tf.io.read_file
-    else:
-        name = info.train_split if split == "train" else info.eval_split
-        ds, count = tfds_source.source(spec, name, input_context, data_dir, training, seed)
-        if cache is None:
-            sample = [contents for _, contents, _ in ds.take(8)]
-            cache = _estimate_bytes(sample, count) < AUTO_CACHE_BYTES
-        read = tf.identity
-    deterministic = seed is not None or not training
-    no_seed = tf.zeros([2], tf.int64)
-
-    def label_fn(image, label):
-        return image, tf.one_hot(label, num_classes, dtype=tf.float32) if one_hot else label
-
+    options = _Options(
+        training=training,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        randaugment=randaugment,
+        crop_fraction=crop_fraction,
+        color_jitter=color_jitter,
+        one_hot=one_hot,
+        num_classes=num_classes or info.num_classes,
+        repeat=training if repeat is None else repeat,
+        drop_remainder=training if drop_remainder is None else drop_remainder,
+        shuffle_buffer=shuffle_buffer,
+    )
+    ds, count, read, cache = _split_source(
+        spec,
+        info,
+        split,
+        cache,
+        input_context=input_context,
+        data_dir=data_dir,
+        training=training,
+        seed=seed,
+    )
     if cache:
-        # Decoded uint8 images in memory; later epochs only crop, flip and jitter.
-        ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
-        empty = tf.zeros([1, 1, 3], tf.uint8)
-        ds = _robust_map(
-            ds, lambda s, r: transforms.decode(read(s)), read, empty, deterministic
-        ).cache()
-        if training:
-            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        ds = _decoded_in_memory(ds, read, count, options)
     elif training and spec.kind == "tfds":
         ds = ds.shuffle(min(count, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-
     if training:
-        transform = transforms.train_transform(image_size, color_jitter, randaugment)
-        if repeat:
-            ds = ds.repeat()
-        seeds = tf.data.Dataset.random(seed=seed).map(lambda r: tf.stack([r, r // 3 + 1]))
-        if cache:
-            ds = tf.data.Dataset.zip((ds, seeds)).map(
-                lambda example, s: (transform(example[0], s), example[1]),
-                num_parallel_calls=AUTOTUNE,
-                deterministic=deterministic,
-            )
-        else:
-            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda e, s: (e[0], e[1], e[2], s))
-            empty = tf.zeros([image_size, image_size, 3])
-            ds = _robust_map(ds, lambda src, s: transform(read(src), s), read, empty, deterministic)
+        ds = _training_images(ds, read, cache, options)
     else:
-
-        def evaluate(source, seed):
-            image = source if source.dtype == tf.uint8 else transforms.decode(read(source))
-            return transforms.eval_transform(image, image_size, crop_fraction)
-
-        if cache:
-            ds = ds.map(
-                lambda image, label: (evaluate(image, None), label), num_parallel_calls=AUTOTUNE
-            )
-        else:
-            ds = ds.map(lambda name, source, label: (name, source, label, no_seed))
-            empty = tf.zeros([image_size, image_size, 3])
-            ds = _robust_map(ds, evaluate, read, empty, deterministic)
-    ds = ds.map(label_fn, num_parallel_calls=AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
-    if repeat and not training:
-        ds = ds.repeat()
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    if input_context is not None:
-        # Sharded here already; without an input context tf.distribute may shard by data.
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options).prefetch(AUTOTUNE)
+        ds = _evaluation_images(ds, read, cache, options)
+    return _batches(ds, options, input_context)
