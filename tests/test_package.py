@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 
-PACKAGES = ("ghostnet_keras", "training", "tflite")
+PACKAGES = ("ghostnet_keras", "training", "tflite", "benchmarks")
 
 
 def _modules():
@@ -191,6 +191,99 @@ def test_public_names_survive_submodules_imported_first():
     assert result.stdout.strip() == "", f"public names shadowed by modules: {result.stdout}"
 
 
+# --- The layers of docs/architecture.md ------------------------------------------------------
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def _layer_table():
+    """``{layer: (package, allowed layers, allowed modules, everything)}`` read from the
+    table of docs/architecture.md (a row may hold several layers, one package each)."""
+    import re
+
+    lines = ARCHITECTURE.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| layer | package |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    table = {}
+    for names, packages, _, allowed in rows:
+        names = [n.strip() for n in names.split(",")]
+        packages = [  # "(without `data/`)": a remark, the data row has its own package
+            p.rstrip("/").replace("/", ".")
+            for p in re.findall(r"`([^`]+)`", re.sub(r"\([^)]*\)", "", packages))
+        ]
+        assert len(names) == len(packages), (names, packages)
+        layers = {w for w in re.findall(r"[a-z]+", re.sub(r"`[^`]*`", "", allowed))}
+        modules = set(re.findall(r"`([^`]+)`", allowed))
+        for name, package in zip(names, packages, strict=True):
+            table[name] = (package, layers, modules, allowed == "everything")
+    return table
+
+
+def _layer_of(module, table):
+    """The layer of ``module``: the one whose package is its longest prefix."""
+    best = None
+    for name, (package, *_) in table.items():
+        if module == package or module.startswith(package + "."):
+            if best is None or len(package) > len(table[best][0]):
+                best = name
+    return best
+
+
+def _layer_violations(graph, table):
+    """``"a -> b (layer x may not import layer y)"`` for every import the table forbids."""
+    found = []
+    for module, targets in graph.items():
+        layer = _layer_of(module, table)
+        _, layers, modules, everything = table[layer]
+        for target in sorted(targets):
+            other = _layer_of(target, table)
+            if other == layer or everything or other in layers or target in modules:
+                continue
+            found.append(f"{module} -> {target} (layer {layer} may not import layer {other})")
+    return found
+
+
+def test_every_layer_imports_only_what_the_architecture_table_allows():
+    """Every module of every layer, its lazy imports included, against docs/architecture.md."""
+    table = _layer_table()
+    assert set(table) == {"models", "data", "training", "tflite", "benchmarks"}
+    assert table["data"][2] == {
+        "ghostnet_keras.constants",
+        "ghostnet_keras.extras",
+        "ghostnet_keras.cli",
+    }
+    graph = _graph(module_level_only=False)
+    assert _layer_violations(graph, table) == []
+    # The check sees each kind of wrong import.
+    wrong = {
+        "ghostnet_keras.ghostifier": {"ghostnet_keras.data.folders"},
+        "ghostnet_keras.data.pipeline": {"ghostnet_keras.skeleton", "ghostnet_keras.files"},
+        "training.loop": {"tflite.export"},
+        "ghostnet_keras.data.specs": {"ghostnet_keras.extras"},
+    }
+    assert [v.split(" (")[0] for v in _layer_violations(wrong, table)] == [
+        "ghostnet_keras.ghostifier -> ghostnet_keras.data.folders",
+        "ghostnet_keras.data.pipeline -> ghostnet_keras.files",
+        "ghostnet_keras.data.pipeline -> ghostnet_keras.skeleton",
+        "training.loop -> tflite.export",
+    ]
+
+
+def test_the_architecture_document_names_every_module():
+    text = ARCHITECTURE.read_text()
+    missing = [
+        str(path.relative_to(ROOT))
+        for name, path in _modules().items()
+        if not name.startswith("benchmarks") and path.name != "__init__.py"
+        if path.name not in text
+    ]
+    assert missing == [], f"modules docs/architecture.md does not describe: {missing}"
+
+
 # --- Keras's private API: one owner -------------------------------------------------------
 
 # The modules that may touch Keras's private attributes: the graph walker, and the training
@@ -295,3 +388,4 @@ def test_only_the_owner_modules_touch_private_keras_attributes():
         "_keras_history",
         "_some_new_private",
     ]
+
