@@ -389,3 +389,47 @@ def test_only_the_owner_modules_touch_private_keras_attributes():
         "_some_new_private",
     ]
 
+
+# --- What help() shows ---------------------------------------------------------------------
+
+
+def _check_builder_help(builder, required):
+    """``builder``'s signature is its real named arguments, ``required`` among them, and
+    ``help(builder)`` shows that signature and its docstring."""
+    import inspect
+    import pydoc
+
+    signature = inspect.signature(builder)
+    kinds = {p.kind for p in signature.parameters.values()}
+    assert kinds == {inspect.Parameter.POSITIONAL_OR_KEYWORD}, (builder.__name__, signature)
+    assert set(required) <= set(signature.parameters), (builder.__name__, signature)
+    assert inspect.getfullargspec(builder).args == list(signature.parameters)
+    doc = inspect.getdoc(builder)
+    assert doc and builder.__name__ not in ("builder", "wrap"), builder.__name__
+    shown = pydoc.render_doc(builder, renderer=pydoc.plaintext)
+    assert f"{builder.__name__}{signature}" in shown
+    assert doc.splitlines()[0] in shown
+
+
+def test_help_of_every_builder_shows_its_arguments_and_docstring():
+    """``help(GhostNet100)`` and an IDE see the real arguments of every registry builder and
+    of the family builders behind them, not ``(*args, **kwargs)``."""
+    import ghostnet_keras
+    from ghostnet_keras import registry, skeleton
+
+    application = [name for name, _ in skeleton.APPLICATION_ARGS] + ["name"]
+    names = ghostnet_keras.list_models()
+    assert len(names) > 20
+    families = {}
+    for name in names:
+        builder = registry.get_builder(name)
+        _check_builder_help(builder, application)
+        family = skeleton._VARIANTS.get(name)
+        if family is not None:
+            families[family.__name__] = family
+    assert {"GhostNet", "GhostNetV3", "resnet"} <= set(families)
+    for family in families.values():
+        _check_builder_help(family, application)
+    # What a builder without its signature would show, so that the check can fail.
+    with pytest.raises(AssertionError):
+        _check_builder_help(lambda *args, **kwargs: None, application)
