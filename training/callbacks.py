@@ -27,6 +27,7 @@ class ThroughputLogger(keras.callbacks.Callback):
         self.printer = printer
         self.train_seconds = 0.0
         self.train_steps = 0
+        self.first_step_seconds = None  # the run's first step: tracing and compilation too
         self._last = None
         self._window_start = None
         self._window_steps = 0
@@ -38,6 +39,8 @@ class ThroughputLogger(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
+        if self.first_step_seconds is None:
+            self.first_step_seconds = now - self._last
         self.train_seconds += now - self._last
         self._last = now
         self.train_steps += 1

@@ -197,6 +197,13 @@ class TrainConfig:
     cache: bool | None = setting(
         None, "Cache decoded images in memory.", "boolean", default_help="if < 1 GB"
     )
+    in_memory: bool = setting(
+        False,
+        "Hold the decoded splits in memory as two tensors, shuffle and cut batches there and "
+        "crop and flip whole batches (small data sets such as CIFAR-10; "
+        "training/memory_data.py).",
+        "boolean",
+    )
     eval_only: bool = setting(
         False, "Only evaluate the latest checkpoint or model.keras.", "boolean"
     )

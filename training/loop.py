@@ -7,6 +7,8 @@ The parts live beside it: the settings in `training.config` and `training.recipe
 run writes.
 """
 
+import contextlib
+import dataclasses
 import pathlib
 import shutil
 import tempfile
@@ -20,7 +22,7 @@ from ghostnet_keras import data, labels
 from ghostnet_keras.constants import CROP_FRACTION
 from training import callbacks as callbacks_lib
 from training import checkpoint as checkpoint_lib
-from training import keras_compat, models, optimization, run_dir
+from training import keras_compat, memory_data, models, optimization, run_dir
 from training import strategy as strategy_lib
 from training.run_dir import CHECKPOINT_DIR, LOG_DIR, METRICS_FILE, MODEL_FILE
 
@@ -39,10 +41,24 @@ def plan_steps(config, num_train_examples):
     return per_epoch, per_epoch * config.epochs
 
 
-def _set_precision(config, strategy_name):
-    if config.mixed_precision:
-        policy = "mixed_bfloat16" if strategy_name == "tpu" else "mixed_float16"
-        keras.mixed_precision.set_global_policy(policy)
+def precision_policy(config, strategy_name):
+    """The Keras dtype policy of the run: `mixed_float16` with `--mixed_precision`
+    (`mixed_bfloat16` on a TPU), else `float32`."""
+    if not config.mixed_precision:
+        return "float32"
+    return "mixed_bfloat16" if strategy_name == "tpu" else "mixed_float16"
+
+
+@contextlib.contextmanager
+def precision_scope(config, strategy_name):
+    """Sets the run's dtype policy (Keras's is global) and gives the caller's back afterwards,
+    so that a mixed-precision run leaves later models of the process in float32."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision_policy(config, strategy_name))
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def crop_fraction(config):
@@ -92,6 +108,10 @@ def _datasets(config, strategy, info, multi_worker):
             drop_remainder=multi_worker,
         )
 
+    if config.in_memory:
+        train_fn, eval_fn = memory_data.dataset_fns(
+            config, info, crop_fraction(config), multi_worker
+        )
     train_ds = strategy.distribute_datasets_from_function(train_fn)
     eval_ds = strategy.distribute_datasets_from_function(eval_fn)
     # One worker: a finite evaluation set, read whole each time (no step count: Keras keeps an
@@ -127,7 +147,6 @@ def train(config, strategy=None, printer=print):
     strategy_name = strategy_lib.resolve_strategy_name(config.strategy, config.tpu)
     if strategy is None:
         strategy = strategy_lib.make_strategy(config.strategy, config.tpu, config.cpu_replicas)
-    chief = strategy_lib.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(
@@ -136,82 +155,148 @@ def train(config, strategy=None, printer=print):
         )
     data.parse_randaugment(config.randaugment)  # ValueError early
     model_dir = pathlib.Path(config.model_dir)
-    if not chief:
-        return _train(config, strategy, strategy_name, started, printer)
-    run_dir.check_model_dir(model_dir)
-    with run_dir.RunLock(model_dir):
-        run_dir.check_same_model(config, model_dir)
-        return _train(config, strategy, strategy_name, started, printer)
+    with precision_scope(config, strategy_name):
+        if not strategy_lib.is_chief(strategy):
+            return _train(config, strategy, strategy_name, started, printer)
+        run_dir.check_model_dir(model_dir)
+        with run_dir.RunLock(model_dir):
+            run_dir.check_same_model(config, model_dir)
+            return _train(config, strategy, strategy_name, started, printer)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What training and evaluation share (`prepare`): the data set's facts, the step plan,
+    the distributed input pipelines and the compiled model."""
+
+    info: object  # ghostnet_keras.data.DataInfo
+    steps_per_epoch: int
+    total_steps: int
+    train_ds: object
+    eval_ds: object
+    eval_steps: int | None  # None: the whole (finite) evaluation set
+    model: keras.Model
+
+
+@dataclasses.dataclass
+class _Run:
+    """One training call: the process that runs it and where it starts."""
+
+    config: object
+    strategy: object
+    strategy_name: str
+    started: float
+    printer: object
+    model_dir: pathlib.Path
+    chief: bool
+    previous_elapsed: float = 0.0  # wall time of the earlier runs this one resumes
+    start_step: int = 0
+
+    def elapsed(self):
+        return self.previous_elapsed + time.time() - self.started
 
 
 def _train(config, strategy, strategy_name, started, printer):
-    chief = strategy_lib.is_chief(strategy)
-    task_type, task_id = strategy_lib.task_info(strategy)
-    replicas = strategy.num_replicas_in_sync
-    model_dir = pathlib.Path(config.model_dir)
-    _set_precision(config, strategy_name)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
-
-    info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model = _prepare(
-        config, strategy
+    run = _Run(
+        config,
+        strategy,
+        strategy_name,
+        started,
+        printer,
+        pathlib.Path(config.model_dir),
+        strategy_lib.is_chief(strategy),
     )
-    backbone = models.backbone_layers(config, info.num_classes) if config.weights else set()
-    class_names = _class_names(info)
-
-    previous_elapsed = 0.0
-    checkpoint = checkpoint_lib.ResumableCheckpoint(
-        model_dir / CHECKPOINT_DIR,
-        save_every=config.save_every,
-        is_chief=chief,
+    prepared = prepare(config, strategy)
+    checkpoint = _checkpoint(run, prepared.steps_per_epoch)
+    finished = _restore(run, prepared, checkpoint)
+    if finished is not None:
+        return finished
+    _write_run_files(run, prepared)
+    logger = callbacks_lib.ThroughputLogger(
+        config.log_every,
+        config.batch_size,
+        prepared.total_steps,
+        prepared.steps_per_epoch,
         printer=printer,
+        step_fn=lambda: checkpoint.steps,
+    )
+    _run_phases(run, prepared, checkpoint, logger)
+    with strategy.scope():
+        prepared.model.optimizer.finalize_variable_values(prepared.model.trainable_variables)
+    results = _evaluate(prepared.model, prepared.eval_ds, prepared.eval_steps)
+    return _finish(run, prepared, checkpoint, logger, results)
+
+
+def _checkpoint(run, steps_per_epoch):
+    """The run's resumable checkpoint (it also counts the steps)."""
+    config = run.config
+    return checkpoint_lib.ResumableCheckpoint(
+        run.model_dir / CHECKPOINT_DIR,
+        save_every=config.save_every,
+        is_chief=run.chief,
+        printer=run.printer,
         extra_state=lambda: {
-            "elapsed_seconds": previous_elapsed + time.time() - started,
+            "elapsed_seconds": run.elapsed(),
             "batch_size": config.batch_size,
             "steps_per_epoch": steps_per_epoch,
         },
     )
-    state = checkpoint.restore(model)
-    start_step = 0
-    if state is not None:
-        run_dir.check_same_run(state, config, steps_per_epoch, model_dir)
-        start_step = state["step"]
-        if start_step > total_steps:
-            raise ValueError(
-                f"{model_dir} holds a run at step {start_step}, past the {total_steps} steps "
-                f"of this one ({config.epochs} epochs x {steps_per_epoch}): give at least as "
-                f"many --epochs, or use another --model_dir. Received: epochs={config.epochs}"
-            )
-        finished = run_dir.finished_metrics(model_dir, start_step)
-        if start_step == total_steps and finished is not None:
-            printer(_already_finished(model_dir, finished))
-            return finished
-        previous_elapsed = state.get("elapsed_seconds", 0.0)
-        printer(
-            f"Resuming from {model_dir / CHECKPOINT_DIR / state['checkpoint']} at step "
-            f"{start_step}/{total_steps}"
-        )
-    else:
-        printer(
-            f"Training {config.model} on {config.dataset} ({info.num_classes} classes, "
-            f"{info.num_train_examples} training images) for {total_steps} steps "
-            f"({config.epochs} epochs x {steps_per_epoch} steps, global batch "
-            f"{config.batch_size} on {replicas} replica(s), {strategy_name}), learning rate "
-            f"{config.learning_rate:g}"
-        )
-    run_dir.write_json(model_dir / run_dir.CONFIG_FILE, config.to_dict(), chief)
-    if class_names is not None and chief:
-        labels.write_labels_file(model_dir / labels.LABELS_FILE, class_names)
 
-    logger = callbacks_lib.ThroughputLogger(
-        config.log_every,
-        config.batch_size,
-        total_steps,
-        steps_per_epoch,
-        printer=printer,
-        step_fn=lambda: checkpoint.steps,
+
+def _restore(run, prepared, checkpoint):
+    """Restores the latest checkpoint into the model, if there is one, and says where the run
+    starts; returns the metrics of a run that had already finished (else None)."""
+    config, model_dir, total_steps = run.config, run.model_dir, prepared.total_steps
+    state = checkpoint.restore(prepared.model)
+    if state is None:
+        run.printer(
+            f"Training {config.model} on {config.dataset} ({prepared.info.num_classes} "
+            f"classes, {prepared.info.num_train_examples} training images) for {total_steps} "
+            f"steps ({config.epochs} epochs x {prepared.steps_per_epoch} steps, global batch "
+            f"{config.batch_size} on {run.strategy.num_replicas_in_sync} replica(s), "
+            f"{run.strategy_name}), learning rate {config.learning_rate:g}"
+        )
+        return None
+    run_dir.check_same_run(state, config, prepared.steps_per_epoch, model_dir)
+    run.start_step = state["step"]
+    if run.start_step > total_steps:
+        raise ValueError(
+            f"{model_dir} holds a run at step {run.start_step}, past the {total_steps} steps "
+            f"of this one ({config.epochs} epochs x {prepared.steps_per_epoch}): give at least "
+            f"as many --epochs, or use another --model_dir. Received: epochs={config.epochs}"
+        )
+    finished = run_dir.finished_metrics(model_dir, run.start_step)
+    if run.start_step == total_steps and finished is not None:
+        run.printer(_already_finished(model_dir, finished))
+        return finished
+    run.previous_elapsed = state.get("elapsed_seconds", 0.0)
+    run.printer(
+        f"Resuming from {model_dir / CHECKPOINT_DIR / state['checkpoint']} at step "
+        f"{run.start_step}/{total_steps}"
     )
-    log_dir = model_dir / LOG_DIR if chief else pathlib.Path(tempfile.mkdtemp(prefix="tb-"))
+    return None
+
+
+def _write_run_files(run, prepared):
+    """The run's settings (`config.json`) and the data set's class names (`labels.txt`)."""
+    run_dir.write_json(run.model_dir / run_dir.CONFIG_FILE, run.config.to_dict(), run.chief)
+    class_names = _class_names(prepared.info)
+    if class_names is not None and run.chief:
+        labels.write_labels_file(run.model_dir / labels.LABELS_FILE, class_names)
+
+
+def _run_phases(run, prepared, checkpoint, logger):
+    """Fits each phase of the run (`optimization.phases`) that the checkpoint has not done
+    yet; Ctrl-C saves a checkpoint and stops."""
+    config, model = run.config, prepared.model
+    backbone = (
+        models.backbone_layers(config, prepared.info.num_classes) if config.weights else set()
+    )
+    log_dir = run.model_dir / LOG_DIR
+    if not run.chief:
+        log_dir = pathlib.Path(tempfile.mkdtemp(prefix="tb-"))
     interrupt = callbacks_lib.SaveOnInterrupt(checkpoint.save)
     callbacks = [  # the checkpoint counts the steps: first; Ctrl-C saves that count: last
         checkpoint,
@@ -222,74 +307,96 @@ def _train(config, strategy, strategy_name, started, printer):
     if config.ema_decay:
         # Validation during training sees the moving averages, like the final evaluation.
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
-
     fit_kwargs = {
-        "validation_data": eval_ds if config.eval_every else None,
+        "validation_data": prepared.eval_ds if config.eval_every else None,
         "validation_freq": config.eval_every or 1,
-        "validation_steps": eval_steps,
+        "validation_steps": prepared.eval_steps,
         "callbacks": callbacks,
         "verbose": 0,
     }
-    with interrupt, keras_compat.no_ema_finalize(model.optimizer):
-        for phase, end_epoch in optimization.phases(config):
-            if checkpoint.steps >= end_epoch * steps_per_epoch:
-                continue  # a phase a resumed run has already done
-            models.set_phase(model, backbone, phase)
-            optimization.set_phase(model, config, steps_per_epoch, phase)
-            _fit(model, train_ds, checkpoint.steps, steps_per_epoch, end_epoch, fit_kwargs)
-    steps = checkpoint.steps
-    if steps != total_steps:
-        raise RuntimeError(f"Training stopped at step {steps} of {total_steps}.")
-    with strategy.scope():
-        model.optimizer.finalize_variable_values(model.trainable_variables)  # EMA -> model
+    steps_per_epoch = prepared.steps_per_epoch
+    try:
+        with interrupt, keras_compat.no_ema_finalize(model.optimizer):
+            for phase, end_epoch in optimization.phases(config):
+                if checkpoint.steps >= end_epoch * steps_per_epoch:
+                    continue  # a phase a resumed run has already done
+                models.set_phase(model, backbone, phase)
+                optimization.set_phase(model, config, steps_per_epoch, phase)
+                _fit(
+                    model,
+                    prepared.train_ds,
+                    checkpoint.steps,
+                    steps_per_epoch,
+                    end_epoch,
+                    fit_kwargs,
+                )
+    finally:
+        if not run.chief:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    if checkpoint.steps != prepared.total_steps:
+        raise RuntimeError(
+            f"Training stopped at step {checkpoint.steps} of {prepared.total_steps}."
+        )
 
-    results = _evaluate(model, eval_ds, eval_steps)
+
+def _finish(run, prepared, checkpoint, logger, results):
+    """Saves the final model, writes `metrics.json`, prints the summary; returns the metrics."""
+    config, model_dir = run.config, run.model_dir
+    model = prepared.model
     fingerprint = models.weights_fingerprint(model)
-    run_dir.save_model(model, model_dir / MODEL_FILE, chief, class_names)
-    if not chief:
-        shutil.rmtree(log_dir, ignore_errors=True)
-    wall = time.time() - started
+    run_dir.save_model(model, model_dir / MODEL_FILE, run.chief, _class_names(prepared.info))
+    task_type, task_id = strategy_lib.task_info(run.strategy)
+    steps = checkpoint.steps
+    wall = time.time() - run.started
     metrics = {
         "model": config.model,
         "dataset": config.dataset,
-        "eval_split": info.eval_split,
-        "eval_examples": info.num_eval_examples,
+        "eval_split": prepared.info.eval_split,
+        "eval_examples": prepared.info.num_eval_examples,
         "accuracy": results.get("accuracy"),
         "top5_accuracy": results.get("top5_accuracy"),
         "loss": results.get("loss"),
         "steps": steps,
         "optimizer_iterations": checkpoint_lib.global_step(model),  # fewer if float16 skipped
         "epochs": config.epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "resumed_from_step": start_step,
-        "steps_this_run": steps - start_step,
+        "steps_per_epoch": prepared.steps_per_epoch,
+        "resumed_from_step": run.start_step,
+        "steps_this_run": steps - run.start_step,
         "wall_time_seconds": wall,
-        "total_wall_time_seconds": previous_elapsed + wall,
+        "total_wall_time_seconds": run.previous_elapsed + wall,
         "train_images_per_second": (
             logger.train_steps * config.batch_size / logger.train_seconds
             if logger.train_seconds
             else None
         ),
-        "replicas": replicas,
-        "strategy": strategy_name,
+        "first_step_seconds": logger.first_step_seconds,  # with tracing and compilation
+        "replicas": run.strategy.num_replicas_in_sync,
+        "strategy": run.strategy_name,
         "task": f"{task_type}:{task_id}",
         "weights_sha256": fingerprint,
         "config": config.to_dict(),
     }
-    run_dir.write_json(model_dir / METRICS_FILE, metrics, chief)
+    run_dir.write_json(model_dir / METRICS_FILE, metrics, run.chief)
+    _print_summary(run, prepared, metrics)
+    return metrics
+
+
+def _print_summary(run, prepared, metrics):
+    model_dir, printer = run.model_dir, run.printer
+    info = prepared.info
     printer(
         f"Final evaluation on {info.eval_split} ({info.num_eval_examples} images): accuracy "
         f"{metrics['accuracy']:.4f}, top-5 {metrics['top5_accuracy']:.4f}, loss "
-        f"{metrics['loss']:.4f}; {steps} steps, {wall:.1f} s"
+        f"{metrics['loss']:.4f}; {metrics['steps']} steps, {metrics['wall_time_seconds']:.1f} s"
     )
-    printer(f"Weights sha256 ({task_type} {task_id}): {fingerprint}")
-    if chief:
+    task_type, task_id = metrics["task"].split(":")
+    printer(f"Weights sha256 ({task_type} {task_id}): {metrics['weights_sha256']}")
+    if run.chief:
         printer(
             f"Wrote to {model_dir}: {MODEL_FILE} (final model), {METRICS_FILE}, "
             f"{CHECKPOINT_DIR}/ (resumable state), {LOG_DIR}/ (tensorboard --logdir "
             f"{model_dir / LOG_DIR})"
         )
-    return metrics
 
 
 def _fit(model, train_ds, start_step, steps_per_epoch, end_epoch, fit_kwargs):
@@ -346,12 +453,10 @@ def _num_workers(strategy):
         return 1
 
 
-def _prepare(config, strategy):
+def prepare(config, strategy):
     """What training and evaluation share: the data set's facts, the step plan, the input
-    pipelines and the compiled model (BatchNorm statistics synchronised over replicas).
-
-    Returns `(info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model)`.
-    """
+    pipelines and the compiled model (BatchNorm statistics synchronised over replicas), built
+    under the dtype policy in force (`precision_scope`). Returns a `Prepared`."""
     info = data.dataset_info(config.dataset, config.data_dir)
     steps_per_epoch, total_steps = plan_steps(config, info.num_train_examples)
     multi_worker = _num_workers(strategy) > 1
@@ -365,7 +470,7 @@ def _prepare(config, strategy):
         models.set_phase(model, backbone, optimization.phases(config)[-1][0])
     with strategy.scope():
         optimization.compile_model(model, config, steps_per_epoch)
-    return info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model
+    return Prepared(info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model)
 
 
 def evaluate(config, strategy=None, printer=print):
@@ -383,8 +488,16 @@ def evaluate(config, strategy=None, printer=print):
             f"--eval_only needs a checkpoint ({checkpoint_dir}) or {MODEL_FILE} in the model "
             f"directory; there is neither. Received: model_dir={config.model_dir}"
         )
-    _set_precision(config, strategy_lib.resolve_strategy_name(config.strategy, config.tpu))
-    info, _, _, _, eval_ds, eval_steps, model = _prepare(config, strategy)
+    with precision_scope(config, strategy_lib.resolve_strategy_name(config.strategy, config.tpu)):
+        return _evaluate_checkpoint(config, strategy, printer, model_dir, chief)
+
+
+def _evaluate_checkpoint(config, strategy, printer, model_dir, chief):
+    checkpoint_dir = model_dir / CHECKPOINT_DIR
+    model_file = model_dir / MODEL_FILE
+    prepared = prepare(config, strategy)
+    info, model = prepared.info, prepared.model
+    eval_ds, eval_steps = prepared.eval_ds, prepared.eval_steps
     state = checkpoint_lib.ResumableCheckpoint(checkpoint_dir, printer=printer).restore(model)
     if state is not None:
         source = checkpoint_dir / state["checkpoint"]
