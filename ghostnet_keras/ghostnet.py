@@ -12,8 +12,7 @@ so that official and timm checkpoints map onto this model one to one.
 
 import functools
 
-from ghostnet_keras import blocks, skeleton
-from ghostnet_keras.pretrained import PretrainedWeights
+from ghostnet_keras import blocks, catalog, skeleton
 
 # Table 1 of the paper, grouped into the stages of the reference code.
 # Each row: depthwise kernel k, expansion size #exp, output channels #out, SE ratio, stride.
@@ -50,39 +49,6 @@ HEAD_FILTERS = 1280  # the pooled 1x1 conv before the classifier, never scaled
 VARIANTS = {
     "paper": {"se_gate": "hard_sigmoid", "se_width": "divisible", "head_norm": False},
     "paddleclas": {"se_gate": "clip", "se_width": "floor", "head_norm": True},
-}
-
-# Published ImageNet weights, one entry per model (a dict {tag: entry} for a model with
-# several; "" is the default). The official release is of 1.0x only; PaddleClas trained
-# 0.5x and 1.3x (and an SSLD-distilled 1.3x) in its variant. No digest is published.
-_PADDLECLAS = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph"
-
-
-def _paddleclas(file_name, top1, source="PaddleClas"):
-    return PretrainedWeights(
-        f"{_PADDLECLAS}/{file_name}",
-        top1=top1,
-        converter="paddleclas_ghostnet",
-        variant="paddleclas",
-        source=source,
-    )
-
-
-PRETRAINED = {
-    "ghostnet_050": _paddleclas("GhostNet_x0_5_pretrained.pdparams", 66.8),
-    # The URL timm's ghostnet_100 config names; timm's ghostnet_100.in1k holds the same tensors.
-    "ghostnet_100": PretrainedWeights(
-        "https://github.com/huawei-noah/CV-backbones/releases/download/ghostnet_pth/ghostnet_1x.pth",
-        top1=73.98,
-        converter="ghostnet",
-        source="official release (huawei-noah/CV-backbones)",
-    ),
-    "ghostnet_130": {
-        "": _paddleclas("GhostNet_x1_3_pretrained.pdparams", 75.7),
-        "ssld": _paddleclas(
-            "GhostNet_x1_3_ssld_pretrained.pdparams", 79.4, "PaddleClas (SSLD distillation)"
-        ),
-    },
 }
 
 SUMMARY = """Instantiates the C-GhostNet-{width}x architecture.
@@ -144,17 +110,16 @@ def GhostNet(width=1.0, *application, variant=None):
 def _variant(width, params, macs):
     suffix = f"{round(width * 100):03d}"
     name = f"ghostnet_{suffix}"
-    pretrained = PRETRAINED.get(name)
     extra = (
         '    variant: `None` (the one the weights need with `weights="imagenet"`, else\n'
         '        `"paper"`), `"paper"` or `"paddleclas"` (see `ghostnet_keras.ghostnet`).\n'
     )
     doc = SUMMARY.format(
         width=width, last=blocks.make_divisible(LAST_FILTERS * width), params=params, macs=macs
-    ) + skeleton.args_doc(top="fully-connected head", imagenet=pretrained is not None, extra=extra)
-    return skeleton.variant(
-        GhostNet, name, f"GhostNet{suffix}", doc, pretrained=pretrained, width=width
+    ) + skeleton.args_doc(
+        top="fully-connected head", imagenet=catalog.has_weights(name), extra=extra
     )
+    return skeleton.variant(GhostNet, name, f"GhostNet{suffix}", doc, width=width)
 
 
 GhostNet050 = _variant(0.5, "2,587,292", "42.3M")

@@ -23,32 +23,13 @@ Choices where the paper is silent (the official code decides, timm follows it):
 import functools
 import textwrap
 
-from ghostnet_keras import blocks, blocks_v2, skeleton
+from ghostnet_keras import blocks, blocks_v2, catalog, skeleton
 from ghostnet_keras.ghostnet import GHOSTNET_STAGES, HEAD_FILTERS, LAST_FILTERS, STEM_FILTERS
-from ghostnet_keras.pretrained import efficient_ai_backbones
 
 # Bottlenecks (counted over all stages) before the first one with DFC attention.
 PLAIN_BLOCKS = 2
 # The last stage (stride 32) must be >= 2x2 for the DFC gate's 2x2 average pool.
 MIN_INPUT_SIZE = 33
-
-# Published ImageNet weights: the official releases (huawei-noah/Efficient-AI-Backbones),
-# whose URLs timm's configs name; timm's `*.in1k` files hold the same tensors. Top-1 as
-# the authors report (GhostNetV2 paper Table 2; GhostNetV3 paper). No digest is published.
-
-
-def _official(path, top1):
-    return efficient_ai_backbones(path, top1, "ghostnet_v2v3")
-
-
-PRETRAINED = {
-    "ghostnetv2_100": _official("GhostNetV2/ck_ghostnetv2_10.pth.tar", 75.3),
-    "ghostnetv2_130": _official("GhostNetV2/ck_ghostnetv2_13.pth.tar", 76.9),
-    "ghostnetv2_160": _official("GhostNetV2/ck_ghostnetv2_16.pth.tar", 77.8),
-    # The training form; the file also holds EMA weights (`state_dict_ema`), the converter
-    # reads `state_dict` as timm does (docs/pretrained-weights.md).
-    "ghostnetv3_100": _official("GhostNetV3/ghostnetv3-1.0.pth.tar", 77.1),
-}
 
 SUMMARY = """Instantiates the {title} architecture.
 
@@ -117,14 +98,11 @@ def variant(family, version, width, summary):
     """The registered builder ``GhostNet<100 x width>V<version>`` of ``family``."""
     suffix = f"{round(width * 100):03d}"
     name = f"ghostnetv{version}_{suffix}"
-    pretrained = PRETRAINED.get(name)
     doc = summary + skeleton.args_doc(
-        top="fully-connected head", imagenet=pretrained is not None, min_size=MIN_INPUT_SIZE
+        top="fully-connected head", imagenet=catalog.has_weights(name), min_size=MIN_INPUT_SIZE
     )
     # keras.applications' ResNet50V2 pattern: the width, then the generation.
-    return skeleton.variant(
-        family, name, f"GhostNet{suffix}V{version}", doc, pretrained=pretrained, width=width
-    )
+    return skeleton.variant(family, name, f"GhostNet{suffix}V{version}", doc, width=width)
 
 
 def _summary(width, params, macs):

@@ -1,32 +1,30 @@
-"""ImageNet weights: which models have them, downloading, checking, converting, loading.
+"""ImageNet weights: downloading, checking, converting, loading, listing.
 
-Every model with published weights has one :class:`PretrainedWeights` entry (URL, SHA-256,
-the top-1 its authors report, mean/std, crop fraction, the converter and the builder variant
-the weights need), registered with the model next to its builder
-(``register_model(name, pretrained=entry)``, e.g. ``ghostnet_keras.regnet.PRETRAINED``).
-The published weights are PyTorch or PaddlePaddle checkpoints; the first
-``weights="imagenet"`` downloads one with ``keras.utils.get_file``, checks it (SHA-256 where
-one is known, its structure always), converts it with :mod:`ghostnet_keras.converters.convert`
-(PyTorch checkpoints need the ``convert`` extra; PaddlePaddle ones need nothing) and caches
-the Keras weights next to it, so that later loads need nothing but Keras.
+Which models have published weights, and where they are, is data: the
+:class:`~ghostnet_keras.catalog.PretrainedWeights` entries of :mod:`ghostnet_keras.catalog`
+(URL, SHA-256, the top-1 its authors report, mean/std, crop fraction, the converter and the
+builder variant the weights need), one per model row. This module acts on them: the first
+``weights="imagenet"`` downloads the checkpoint (PyTorch or PaddlePaddle) with
+``keras.utils.get_file``, checks it (SHA-256 where one is known, its structure always),
+converts it with :mod:`ghostnet_keras.converters.convert` (PyTorch checkpoints need the
+``convert`` extra; PaddlePaddle ones need nothing) and caches the Keras weights next to it,
+so that later loads need nothing but Keras.
 
 Two environment variables redirect the download, e.g. to a mirror or a local folder:
 ``GHOSTNET_KERAS_WEIGHTS_ORIGIN`` (a URL prefix, ``https://...`` or ``file:///...``, that
 replaces the directory of every published URL) and ``KERAS_HOME`` (the cache root, read at
 call time; default ``~/.keras``). Files go to ``$KERAS_HOME/models/``.
 
-This module imports no model module, converter, PyTorch or TensorFlow at import time, so
-that the model registry can import :class:`PretrainedWeights`.
+It sits above the registry: the model modules never import it (a builder with
+``weights="imagenet"`` calls it lazily), and it imports no converter, PyTorch or
+TensorFlow at import time.
 """
 
-import dataclasses
 import hashlib
 import os
-import re
 import tempfile
-import urllib.parse
 
-from ghostnet_keras.constants import CROP_FRACTION, IMAGENET_MEAN, IMAGENET_STD
+from ghostnet_keras import catalog
 
 ORIGIN_ENV = "GHOSTNET_KERAS_WEIGHTS_ORIGIN"
 CACHE_SUBDIR = "models"
@@ -38,95 +36,10 @@ class WeightsDownloadError(OSError):
     """The published checkpoint could not be downloaded; the message says how to get it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainedWeights:
-    """The published ImageNet weights of one model.
-
-    Attributes:
-        url: the checkpoint file of the release (PyTorch ``.pth`` or PaddlePaddle
-            ``.pdparams``).
-        sha256: its SHA-256 digest, in full or a prefix of at least 8 hex digits, or
-            ``None`` when none is known. A file name of the PyTorch hub form
-            ``name-<hex>.pth`` carries such a prefix too, and is checked as well.
-        top1: the ImageNet-1k top-1 accuracy (%) its authors report.
-        converter: the key of ``ghostnet_keras.converters.CONVERTERS`` that maps it.
-        variant: the builder variant the weights need (``None``: the default network).
-        source: who publishes it, for docs and listings.
-        mean, std: the input normalisation the weights were trained with (RGB, [0, 1]).
-        crop_fraction: the evaluation centre crop (image side / resize side).
-        input_size: the evaluation image side.
-    """
-
-    url: str
-    sha256: str | None = None
-    top1: float | None = None
-    converter: str = "ghostnet"
-    variant: str | None = None
-    source: str = ""
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    crop_fraction: float = CROP_FRACTION
-    input_size: int = 224
-
-    @property
-    def file_name(self):
-        """The name of the downloaded file in the cache and under a mirror origin: the URL's
-        file name; for a Hugging Face hub URL (``.../<repo>/resolve/<rev>/<file>``, whose
-        file names are generic) ``<repo>-<file>``."""
-        path = urllib.parse.urlsplit(self.url).path
-        parts = path.strip("/").split("/")
-        if "resolve" in parts and parts.index("resolve") >= 1:
-            return f"{parts[parts.index('resolve') - 1]}-{parts[-1]}"
-        return os.path.basename(path)
-
-    @property
-    def expected_hashes(self):
-        """The SHA-256 digests or prefixes the downloaded file must match."""
-        hashes = [self.sha256.lower()] if self.sha256 else []
-        match = re.search(r"-([0-9a-f]{8,64})\.[^.]+$", self.file_name)
-        if match:
-            hashes.append(match.group(1))
-        return hashes
-
-
-# Huawei's release page of GhostNetV2/V3 and G-Ghost RegNet (huawei-noah/Efficient-AI-Backbones).
-EFFICIENT_AI_BACKBONES = "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download"
-# torchvision's checkpoints (ResNet, RegNetX).
-TORCHVISION_MODELS = "https://download.pytorch.org/models"
-
-
-def efficient_ai_backbones(path, top1, converter):
-    """The entry of a checkpoint published on Huawei's Efficient-AI-Backbones release page
-    (``path``: ``<tag>/<file>``); no digest is published for these files."""
-    return PretrainedWeights(
-        f"{EFFICIENT_AI_BACKBONES}/{path}",
-        top1=top1,
-        converter=converter,
-        source="official release (huawei-noah/Efficient-AI-Backbones)",
-    )
-
-
-def _registered():
-    """The weights entries registered with the models (``register_model(..., pretrained=)``):
-    an entry, or a dict ``{tag: entry}`` whose ``""`` tag is the model's default."""
-    from ghostnet_keras import registry
-
-    get = getattr(registry, "get_pretrained", None)
-    if get is None:
-        return {}
-    table = {}
-    for name in registry.list_models():
-        found = get(name)
-        for tag, entry in found.items() if isinstance(found, dict) else [("", found)]:
-            if entry is not None:
-                table[f"{name}.{tag}" if tag else name] = entry
-    return table
-
-
 def entries():
     """``{name: PretrainedWeights}`` of every published checkpoint; a name is a registry
     name (the default weights of that model) or ``name.tag`` (other weights of it)."""
-    return _registered()
+    return catalog.weights_entries()
 
 
 def get_entry(name):
@@ -160,9 +73,7 @@ def weights_table(models=None):
     the README show.
     """
     if models is None:
-        from ghostnet_keras.registry import list_models
-
-        models = list_models()
+        models = sorted(catalog.MODELS)
     table = entries()
     rows = []
     for name in models:
@@ -447,7 +358,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import sys
 
-    from ghostnet_keras import cli, extras, registry
+    from ghostnet_keras import cli, extras
 
     try:
         with cli.quiet_imports():
@@ -455,8 +366,6 @@ def main(argv=None):
     except extras.MissingExtraError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    with cli.quiet_imports():
-        registry.list_models()  # imports the models, hence Keras and its backend
     rows = [row for row in weights_table() if args.all or row["weights"]]
     print(markdown_table(rows))
     return 0

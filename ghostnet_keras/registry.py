@@ -1,8 +1,8 @@
 """The model registry that every command line tool builds models from.
 
-Each registered model has a builder ``fn(**kwargs) -> keras.Model`` and, where published
-weights exist, its pretrained-weights entry (an object describing them, see
-:mod:`ghostnet_keras.pretrained`), kept next to the model as timm keeps its configs.
+Each registered model has a builder ``fn(**kwargs) -> keras.Model`` and a row of
+:mod:`ghostnet_keras.catalog` (its module, public name, converters and published weights),
+which registering checks the builder against.
 """
 
 import difflib
@@ -10,21 +10,14 @@ import fnmatch
 import importlib
 import inspect
 
-_MODELS = {}
-_PRETRAINED = {}
+from ghostnet_keras import catalog
 
-# The modules whose import registers models. `import ghostnet_keras` loads them only when used,
-# so the registry loads them (by name, so that they, which import the registry, stay above it)
-# before its first look-up.
-MODEL_MODULES = (
-    "ghostnet_keras.ghostnet",
-    "ghostnet_keras.g_ghostnet",
-    "ghostnet_keras.ghostnet_v2",
-    "ghostnet_keras.ghostnet_v3",
-    "ghostnet_keras.regnet",
-    "ghostnet_keras.resnet",
-    "ghostnet_keras.vgg",
-)
+_MODELS = {}
+
+# The modules whose import registers models, from the catalogue. `import ghostnet_keras`
+# loads them only when used, so the registry loads them (by name, so that they, which import
+# the registry, stay above it) before its first look-up.
+MODEL_MODULES = catalog.model_modules()
 _loaded = False
 
 
@@ -38,21 +31,30 @@ def _models():
     return _MODELS
 
 
-def register_model(name, pretrained=None):
+def register_model(name):
     """Decorator: registers a builder ``fn(**kwargs) -> keras.Model`` under ``name``.
 
-    Args:
-        name: the registry name, e.g. ``"ghostnet_100"``.
-        pretrained: the model's pretrained-weights entry, or ``None`` when no weights
-            are published; :func:`get_pretrained` returns it.
+    ``name`` (the registry name, e.g. ``"ghostnet_100"``) must have a row in
+    :data:`ghostnet_keras.catalog.MODELS` that names the builder's module and its name;
+    the row's weights entry is the model's (:func:`get_pretrained`).
     """
 
     def wrap(fn):
         if name in _MODELS:
             raise ValueError(f"A model is already registered as {name!r}. Received: name={name!r}")
+        row = catalog.MODELS.get(name)
+        if row is None:
+            raise ValueError(
+                "A model is registered without a row in ghostnet_keras/catalog.py's MODELS "
+                f"(its module, public name, converters and weights). Received: name={name!r}"
+            )
+        where = (fn.__module__, fn.__name__)
+        if where != (f"ghostnet_keras.{row.module}", row.public):
+            raise ValueError(
+                f"The catalogue names the builder of {name!r} ghostnet_keras.{row.module}."
+                f"{row.public}; the one registered is {'.'.join(where)}. Received: name={name!r}"
+            )
         _MODELS[name] = fn
-        if pretrained is not None:
-            _PRETRAINED[name] = pretrained
         return fn
 
     return wrap
@@ -86,12 +88,12 @@ def get_builder(name):
 
 
 def get_pretrained(name):
-    """The pretrained-weights entry registered with ``name``, or ``None`` if it has none.
+    """The catalogue's weights of ``name`` (an entry, or ``{tag: entry}``), or ``None``.
 
     Raises ``ValueError`` (with close matches) for a name that is not registered.
     """
     get_builder(name)
-    return _PRETRAINED.get(name)
+    return catalog.MODELS[name].weights
 
 
 def create_model(name, **kwargs):

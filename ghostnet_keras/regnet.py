@@ -22,11 +22,6 @@ stage), ``layer<k>_base_*``, ``layer<k>_layers_<i>_*``, ``layer<k>_cheap_conv``,
 import functools
 
 from ghostnet_keras import blocks, skeleton
-from ghostnet_keras.pretrained import (
-    TORCHVISION_MODELS,
-    PretrainedWeights,
-    efficient_ai_backbones,
-)
 
 STEM_FILTERS = 32
 GHOST_RATIO = 0.5
@@ -95,40 +90,6 @@ def regnetx(config, ghost=True, ghost_ratio=GHOST_RATIO, mix=True, *application)
     )
 
 
-# Published ImageNet weights, one entry per model (docs/pretrained-weights.md): the official
-# G-Ghost RegNetX release (tag g_ghost_regnet; top-1 in the file names, no digest published),
-# torchvision's IMAGENET1K_V1 RegNetX (SHA-256 prefixes in the file names), and for 4.0GF,
-# which torchvision lacks, pycls's weights as timm publishes them (regnetx_040.pycls_in1k).
-def _official(file_name, top1):
-    return efficient_ai_backbones(f"g_ghost_regnet/{file_name}", top1, "g_ghost_regnet")
-
-
-def _torchvision(file_name, top1):
-    return PretrainedWeights(
-        f"{TORCHVISION_MODELS}/{file_name}",
-        top1=top1,
-        converter="torchvision_regnet",
-        source="torchvision (IMAGENET1K_V1)",
-    )
-
-
-PRETRAINED = {
-    "g_ghost_regnetx_032": _official("g_ghost_regnet_3.2g_77.8.pth", 77.8),
-    "g_ghost_regnetx_040": _official("g_ghost_regnet_4.0g_78.6.pth", 78.6),
-    "g_ghost_regnetx_080": _official("g_ghost_regnet_8.0g_79.0.pth", 79.0),
-    "g_ghost_regnetx_160": _official("g_ghost_regnet_16.0g_79.9.pth", 79.9),
-    "regnetx_032": _torchvision("regnet_x_3_2gf-f342aeae.pth", 78.364),
-    "regnetx_040": PretrainedWeights(
-        "https://huggingface.co/timm/regnetx_040.pycls_in1k/resolve/main/model.safetensors",
-        top1=78.6,  # pycls's model zoo: 21.4% top-1 error
-        converter="timm_regnet",
-        source="pycls, via timm (regnetx_040.pycls_in1k)",
-    ),
-    "regnetx_080": _torchvision("regnet_x_8gf-03ceed89.pth", 79.344),
-    "regnetx_160": _torchvision("regnet_x_16gf-2007eb11.pth", 80.058),
-}
-
-
 def _variant(config, ghost, params, macs):
     title = f"{'G-Ghost-' if ghost else ''}RegNetX-{PAPER_NAMES[config]}"
     depths, widths, gw = REGNETX_CONFIGS[config]
@@ -143,7 +104,6 @@ def _variant(config, ghost, params, macs):
         name,
         f"{'GGhost' if ghost else ''}RegNetX{config}",
         doc,
-        pretrained=PRETRAINED[name],
         config=config,
         ghost=ghost,
     )

@@ -52,8 +52,7 @@ import functools
 
 from keras import layers
 
-from ghostnet_keras import blocks, skeleton
-from ghostnet_keras.pretrained import TORCHVISION_MODELS, PretrainedWeights
+from ghostnet_keras import blocks, catalog, skeleton
 
 # name: (block, depths, output widths per stage, stem, default input size, default classes)
 RESNET_CONFIGS = {
@@ -184,34 +183,16 @@ def resnet(
     )
 
 
-# Published ImageNet weights (docs/pretrained-weights.md): torchvision's IMAGENET1K_V1, whose
-# file names carry SHA-256 prefixes. No other ResNet here has published weights.
-PRETRAINED = {
-    name: PretrainedWeights(
-        f"{TORCHVISION_MODELS}/{file_name}",
-        top1=top1,
-        converter="torchvision_resnet",
-        source="torchvision (IMAGENET1K_V1)",
-    )
-    for name, file_name, top1 in (
-        ("resnet34", "resnet34-b627a593.pth", 73.314),
-        ("resnet50", "resnet50-0676ba61.pth", 76.13),
-    )
-}
-
-
 def _variant(registry_name, function_name, config, summary, **variant):
     _, _, _, _, size, classes = RESNET_CONFIGS[config]
-    pretrained = PRETRAINED.get(registry_name)
     doc = f"{summary}\n" + skeleton.args_doc(
-        size=size, classes=classes, dropout_rate=0.0, imagenet=pretrained is not None
+        size=size, classes=classes, dropout_rate=0.0, imagenet=catalog.has_weights(registry_name)
     )
     return skeleton.variant(
         resnet,
         registry_name,
         function_name,
         doc,
-        pretrained=pretrained,
         config=config,
         classes=classes,
         **variant,

@@ -2,7 +2,8 @@
 
 Each converter is a :class:`ghostnet_keras.converters.core.Mapping`, named in
 ``CONVERTERS`` and imported only when used (nothing here imports a model module,
-PyTorch or PaddlePaddle):
+PyTorch or PaddlePaddle). The models a converter fills are those whose row in
+:mod:`ghostnet_keras.catalog` names it:
 
 - ``ghostnet``: C-GhostNet of the official PyTorch code and timm (``.pth``/``.safetensors``);
 - ``paddleclas_ghostnet``: PaddleClas's GhostNet (``.pdparams``, the ``paddleclas`` variant);

@@ -15,9 +15,17 @@ the head ``head`` (a Dense layer on the pooled features; with ``head_bn`` in the
 
 import re
 
+from ghostnet_keras import catalog
 from ghostnet_keras.converters.core import Mapping
 
-WIDTHS = {"ghostnet_050": 0.5, "ghostnet_100": 1.0, "ghostnet_130": 1.3}
+
+def widths(converter):
+    """``{registry name: width multiplier}`` of the models the catalogue says ``converter``
+    fills; the width is in the name (``ghostnet_130``: 1.3x, ``ghostnetv3_050``: 0.5x)."""
+    return {name: int(name.rsplit("_", 1)[1]) / 100 for name in catalog.converted_by(converter)}
+
+
+WIDTHS = widths("ghostnet")
 
 # Keras layer-name suffix inside a ghost bottleneck -> module path inside it (official code).
 _BOTTLENECK_PARTS = {
@@ -153,14 +161,16 @@ def paddle_prefix(layer_name):
 def guess_paddle_model(state_dict):
     """Names the GhostNet width a PaddleClas state dict looks like, or ``None``."""
     return guess_width(
-        state_dict.get("conv1._conv.weight"), state_dict.get("conv_last._conv.weight")
+        state_dict.get("conv1._conv.weight"),
+        state_dict.get("conv_last._conv.weight"),
+        widths("paddleclas_ghostnet"),
     )
 
 
 PADDLECLAS_MAPPING = Mapping(
     name="paddleclas_ghostnet",
     title="PaddleClas's GhostNet",
-    models=tuple(WIDTHS),
+    models=catalog.converted_by("paddleclas_ghostnet"),
     prefix=paddle_prefix,
     head=("fc_0", "fc_1"),
     layout="paddle",

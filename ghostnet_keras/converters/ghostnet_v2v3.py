@@ -19,14 +19,10 @@ import re
 from ghostnet_keras.converters import ghostnet
 from ghostnet_keras.converters.core import Mapping
 
+# Registry name (``ghostnetv<version>_<100 x width>``) -> (version, width), of the catalogue.
 WIDTHS = {
-    "ghostnetv2_100": (2, 1.0),
-    "ghostnetv2_130": (2, 1.3),
-    "ghostnetv2_160": (2, 1.6),
-    "ghostnetv3_050": (3, 0.5),
-    "ghostnetv3_100": (3, 1.0),
-    "ghostnetv3_130": (3, 1.3),
-    "ghostnetv3_160": (3, 1.6),
+    name: (int(name[len("ghostnetv")]), width)
+    for name, width in ghostnet.widths("ghostnet_v2v3").items()
 }
 
 # GhostNetV2 DFC attention: Keras part -> index in timm's ``short_conv`` Sequential.

@@ -11,6 +11,7 @@ differently; every mapping below is a table from those parts to the checkpoint's
 
 import re
 
+from ghostnet_keras import catalog
 from ghostnet_keras.converters.core import Mapping
 
 _BLOCK_RE = re.compile(
@@ -139,17 +140,24 @@ def _guess_by(widths, first_key, last_conv_suffix):
     return guess
 
 
-# Stage-1 and stage-4 widths (RegNetX: paper Table 18 / pycls; ResNet: torchvision).
+# Stage-1 and stage-4 widths of the RegNetX configs (paper Table 18 / pycls).
 _REGNETX_WIDTHS = {"032": (96, 1008), "040": (80, 1360), "080": (80, 1920), "160": (256, 2048)}
+
+
+def _regnetx_widths(converter):
+    """``{registry name: (stage-1, stage-4 width)}`` of the models ``converter`` fills (the
+    config is the name's suffix: ``regnetx_032``)."""
+    return {name: _REGNETX_WIDTHS[name[-3:]] for name in catalog.converted_by(converter)}
+
 
 G_GHOST_REGNET = Mapping(
     name="g_ghost_regnet",
     title="the official G-Ghost RegNet code (huawei-noah/Efficient-AI-Backbones)",
-    models=tuple(f"g_ghost_regnetx_{k}" for k in _REGNETX_WIDTHS),
+    models=catalog.converted_by("g_ghost_regnet"),
     prefix=_g_ghost_regnet_prefix,
     head=("fc",),
     guess=_guess_by(
-        {f"g_ghost_regnetx_{k}": w for k, w in _REGNETX_WIDTHS.items()},
+        _regnetx_widths("g_ghost_regnet"),
         "layer1.0.conv3.weight",
         "conv3.weight",
     ),
@@ -157,7 +165,7 @@ G_GHOST_REGNET = Mapping(
 TORCHVISION_RESNET = Mapping(
     name="torchvision_resnet",
     title="torchvision's ResNet",
-    models=("resnet34", "resnet50"),
+    models=catalog.converted_by("torchvision_resnet"),
     prefix=_torchvision_resnet_prefix,
     head=("fc",),
     guess=lambda sd: (
@@ -171,11 +179,11 @@ TORCHVISION_RESNET = Mapping(
 TORCHVISION_REGNET = Mapping(
     name="torchvision_regnet",
     title="torchvision's RegNetX",
-    models=("regnetx_032", "regnetx_080", "regnetx_160"),
+    models=catalog.converted_by("torchvision_regnet"),
     prefix=_torchvision_regnet_prefix,
     head=("fc",),
     guess=_guess_by(
-        {f"regnetx_{k}": w for k, w in _REGNETX_WIDTHS.items() if k != "040"},
+        _regnetx_widths("torchvision_regnet"),
         "trunk_output.block1.block1-0.f.c.0.weight",
         "f.c.0.weight",
     ),
@@ -183,12 +191,12 @@ TORCHVISION_REGNET = Mapping(
 TIMM_REGNET = Mapping(
     name="timm_regnet",
     title="timm's RegNetX (pycls weights)",
-    models=tuple(f"regnetx_{k}" for k in _REGNETX_WIDTHS),
+    models=catalog.converted_by("timm_regnet"),
     prefix=_timm_regnet_prefix,
     head=("head.fc",),
     classifier="head.fc.weight",
     guess=_guess_by(
-        {f"regnetx_{k}": w for k, w in _REGNETX_WIDTHS.items()},
+        _regnetx_widths("timm_regnet"),
         "s1.b1.conv3.conv.weight",
         "conv3.conv.weight",
     ),
