@@ -191,6 +191,29 @@ def test_public_names_survive_submodules_imported_first():
     assert result.stdout.strip() == "", f"public names shadowed by modules: {result.stdout}"
 
 
+def test_keras_graph_names_what_a_changed_keras_broke(monkeypatch):
+    """The owner's guards: a Keras without one of the private attributes, or without
+    clone_model's ``call_function``, is one error naming what is missing and the version."""
+    import keras
+
+    from ghostnet_keras import keras_graph
+
+    class Layer:  # a layer of a Keras that renamed ``_inbound_nodes``
+        __module__ = "keras.src.layers.layer"
+
+    with pytest.raises(
+        RuntimeError, match=r"keras 3\.\S+ has no `Layer\._inbound_nodes`.*3\.15\.1"
+    ):
+        keras_graph.inbound_nodes(Layer())
+
+    def clone_model(model, input_tensors=None, clone_function=None):
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(keras.models, "clone_model", clone_model)
+    with pytest.raises(RuntimeError, match="`call_function`.*Received: keras 3"):
+        keras_graph.rebuild(None, call_function=lambda layer, *args: layer(*args))
+
+
 # --- The layers of docs/architecture.md ------------------------------------------------------
 
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
