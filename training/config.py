@@ -63,7 +63,8 @@ class TrainConfig:
     model: str = setting("ghostnet_100", "Registry model name, e.g. ghostnet_050.", "string")
     width: float | None = setting(
         None,
-        "Width multiplier for ghostnet_*/g_ghostnet_* models.",
+        "Width multiplier for ghostnet_*/g_ghostnet_* models (switches them to GhostNet/GGhostNet "
+        "at that width).",
         "float",
         default_help="the model's own",
     )
@@ -114,13 +115,17 @@ class TrainConfig:
         default_help="0.875 (resize 256, crop 224); 1.0 at <= 64 px",
     )
     # Schedule
-    batch_size: int = setting(256, "GLOBAL batch size over all replicas.", "integer")
+    batch_size: int = setting(
+        256, "GLOBAL batch size over all replicas (must divide by their number).", "integer"
+    )
     epochs: int = setting(100, "Training epochs.", "integer")
     steps_per_epoch: int | None = setting(
         None, "Cap on the steps per epoch.", "integer", default_help="one pass over the data"
     )
     # Optimizer
-    optimizer: str = setting("sgd", "Optimizer.", "enum", choices=OPTIMIZERS)
+    optimizer: str = setting(
+        "sgd", "Optimizer (rmsprop: rho 0.9, epsilon 1e-3).", "enum", choices=OPTIMIZERS
+    )
     momentum: float = setting(0.9, "SGD/RMSprop momentum.", "float")
     nesterov: bool = setting(True, "Nesterov momentum for SGD.", "boolean")
     learning_rate: float | None = setting(
@@ -133,7 +138,13 @@ class TrainConfig:
         0.4, "Learning rate at base_batch_size (linear scaling rule).", "float", flag=False
     )
     base_batch_size: int = setting(1024, "Batch size of base_learning_rate.", "integer", flag=False)
-    lr_schedule: str = setting("cosine", "Learning-rate schedule.", "enum", choices=SCHEDULES)
+    lr_schedule: str = setting(
+        "cosine",
+        "Learning-rate schedule: cosine (to 0), constant, or step (at --lr_decay_epochs or "
+        "--lr_decay_fractions, by --lr_decay_factor).",
+        "enum",
+        choices=SCHEDULES,
+    )
     lr_decay_epochs: tuple = setting(
         (), "Epochs where --lr_schedule=step decays the rate.", "list", default_help="none"
     )
@@ -167,7 +178,12 @@ class TrainConfig:
         None, "RandAugment 'num_ops,magnitude', e.g. 2,9.", "string", default_help="off"
     )
     # Devices
-    mixed_precision: bool = setting(False, "float16 compute (bfloat16 on TPU).", "boolean")
+    mixed_precision: bool = setting(
+        False,
+        "float16 compute (bfloat16 on TPU), float32 weights and output probabilities; float16 "
+        "uses Keras's dynamic loss scaling.",
+        "boolean",
+    )
     jit_compile: bool = setting(False, "XLA-compile the training step.", "boolean")
     strategy: str = setting(
         "auto",
