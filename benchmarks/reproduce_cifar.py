@@ -253,6 +253,58 @@ def run_table(args, printer=print):
     return _result_rows(results, sizes)
 
 
+def _seconds_per_batch(ds, batches):
+    iterator = iter(ds)
+    next(iterator)  # the pipeline's start
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return (time.perf_counter() - start) / batches
+
+
+def measure_input(args, printer=print, batches=50, steps=3):
+    """Seconds per training batch of the in-memory input, of the data layer's folder pipeline
+    (decoding every JPEG, as in a first epoch) and of a ResNet56 training step, at
+    `args.batch_size`; returns them with the one-off cost of loading the split."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from ghostnet_keras import data
+    from training import loop, memory_data, models, optimization
+
+    config = row_config(table_rows("11")[0], args, "-", in_memory=True)
+    start = time.perf_counter()
+    info = data.dataset_info(config.dataset)
+    train_fn, _ = memory_data.dataset_fns(config, info, 1.0)
+    context = tf.distribute.InputContext()
+    memory = train_fn(context)
+    load = time.perf_counter() - start
+    folder = data.make_dataset(
+        config.dataset, "train", training=True, batch_size=args.batch_size, image_size=32,
+        crop_fraction=1.0, cache=False, seed=0,
+    )  # fmt: skip
+    result = {
+        "load_seconds": load,
+        "memory_batch": _seconds_per_batch(memory, batches),
+        "folder_batch": _seconds_per_batch(folder, max(3, batches // 10)),
+    }
+    with loop.precision_scope(config, "one_device"):
+        model = models.build_model(config, 10)
+        optimization.compile_model(model, config, steps_per_epoch=steps)
+        x, y = next(iter(memory))
+        model.train_on_batch(x, y)
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = model.train_on_batch(x, y)
+        float(np.asarray(loss).ravel()[0])
+        result["step"] = (time.perf_counter() - start) / steps
+    keras.backend.clear_session()
+    for key, value in result.items():
+        printer(f"{key}: {value:.4f} s")
+    return result
+
+
 def _slug(row):
     return "".join(c if c.isalnum() else "_" for c in f"{row.table}_{row.label}")
 
@@ -369,6 +421,9 @@ def parse_args(argv):
     parser.add_argument("--mixed_precision", default="auto", choices=("auto", "true", "false"))
     parser.add_argument("--in_memory", default="true", choices=("true", "false"))
     parser.add_argument("--check_only", action="store_true", help="sizes only, no training")
+    parser.add_argument(
+        "--measure_input", action="store_true", help="time the input against the step"
+    )
     parser.add_argument("--work_dir", default=None, help="model directories (default: temp)")
     parser.add_argument("--output", default=None, help="results file (default: results/)")
     return parser.parse_args(argv)
@@ -406,6 +461,9 @@ def main(argv=None):
     tf.get_logger().setLevel("ERROR")
     args = resolve(args)
     started = time.time()
+    if args.measure_input:
+        measure_input(args)
+        return 0
     try:
         rows = run_table(args, printer=lambda line: print(line, flush=True))
     except ValueError as error:

@@ -5,15 +5,16 @@ a time (cached after the first epoch, but still one image per map call). For a d
 tiny images that fits in memory many times over (CIFAR-10: 50,000 x 32 x 32 x 3 bytes = 154
 MB), this module decodes each split once per process (`load_split`, through the data layer's
 own evaluation pipeline, so that the pixels are those evaluation sees) and keeps it as one
-uint8 tensor. A training step then costs the input pipeline one slice of a shuffled index,
-one gather and one vectorised pad-crop-flip of the whole batch (`augment_batch`: the same
+uint8 tensor. A training step then costs the input pipeline 128 examples out of a shuffle
+buffer of the whole split (no reading, no decoding) and one vectorised pad-crop-flip of the
+whole batch (`augment_batch`: the same
 4-pixel zero padding, random 32x32 crop and horizontal flip as the data layer's small-image
-transform, He et al. 2016), and 393 KB of uint8 pixels per 128 images to copy to the
-accelerator, where the model casts and normalises them.
+transform, He et al. 2016), and 1.5 MB of float32 pixels per 128 images to copy to the
+accelerator.
 
 What the input costs against the step, measured on the 2-core CPU of the project
-(`python -m benchmarks.reproduce_cifar --measure_input`, written to
-`benchmarks/results/reproduce_cifar.md`), and what that means on a GPU, are in that file.
+(`python -m benchmarks.reproduce_cifar --measure_input`), and what that means on a GPU, are
+recorded in `benchmarks/results/reproduce_cifar_input.md`.
 """
 
 import functools
