@@ -7,16 +7,18 @@ throughput with the trainer's XLA and mixed precision.
 Rows: G-Ghost RegNetX-3.2/4.0/8.0/16GF against RegNetX (Table 18), G-Ghost ResNet34 against
 ResNet34 (Table 15), G-GhostNet against C-GhostNet, `keras.applications` MobileNetV3-Large and
 EfficientNet-B0 (Figure 15). For each row, batch and dtype (float32; float16: Keras's
-`mixed_float16` policy) the forward pass `model(x, training=False)` is XLA-compiled
-(`tf.function(jit_compile=True)`), warmed up, then timed over `--runs` calls, each waited for
-(its output copied to the host); the median, 10th and 90th percentiles are reported. Then the
+`mixed_float16` policy) the forward pass is Keras's compiled prediction with
+`jit_compile=True` (XLA), warmed up, then timed over `--runs` calls, each waited for (its
+output copied to the host); the median, 10th and 90th percentiles are reported. Then the
 training step of the row, built and compiled by the trainer (`training.models.build_model`,
 `training.optimization.compile_model` with `--jit_compile --mixed_precision`), is timed over
 `--train_steps` steps on one fixed batch (images per second). The paper's V100 latencies at
 batch 64 are printed beside ours.
 
 Runs on a CPU too (small `--batches` and `--size`, so that a test covers it); the results file
-(`benchmarks/results/gpu_latency.md` unless `--output`) names the device.
+(`benchmarks/results/gpu_latency.md` unless `--output`) names the device. It needs no
+TensorFlow: `KERAS_BACKEND=jax python -m benchmarks.gpu_latency` runs it with JAX's XLA (the
+project's GPU machines have JAX, not TensorFlow).
 """
 
 import argparse
@@ -63,27 +65,32 @@ def build(name, size):
 
 
 def forward_latency(model, batch, size, runs, warmup):
-    """Milliseconds of the XLA-compiled forward pass: `(median, p10, p90)`."""
-    import tensorflow as tf
+    """Milliseconds of the XLA-compiled forward pass: `(median, p10, p90)`. The pass is Keras's
+    own compiled prediction (`jit_compile=True`: `tf.function(jit_compile=True)` under
+    TensorFlow, `jax.jit` under JAX), on an input already on the device; each call returns its
+    1000 scores to the host, which waits for the pass to end."""
+    import keras
 
-    x = tf.random.uniform((batch, size, size, 3), 0, 255, seed=0)
-    forward = tf.function(lambda t: model(t, training=False), jit_compile=True)
+    model.compile(jit_compile=True)
+    x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    x = keras.ops.convert_to_tensor(x)
     for _ in range(warmup):
-        forward(x).numpy()
+        model.predict_on_batch(x)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        forward(x).numpy()
+        model.predict_on_batch(x)
         times.append((time.perf_counter() - start) * 1e3)
     return tuple(float(v) for v in np.percentile(times, [50, 10, 90]))
 
 
 def train_throughput(name, batch, size, steps):
     """Training images per second of the row with the trainer's `--jit_compile
-    --mixed_precision` (warm-up step excluded)."""
+    --mixed_precision` model and compilation (`training.models`, `training.optimization`:
+    no TensorFlow needed, so it runs under JAX too), warm-up step excluded."""
     import keras
 
-    from training import loop, models, optimization, recipes
+    from training import models, optimization, recipes
 
     config = recipes.make_config(
         model=name if ROWS[name][0] == "registry" else "ghostnet_100",
@@ -94,21 +101,26 @@ def train_throughput(name, batch, size, steps):
         mixed_precision=True,
         jit_compile=True,
     )
-    with loop.precision_scope(config, "one_device"):
+    keras.config.set_dtype_policy(DTYPES["float16"])
+    try:
         if ROWS[name][0] == "registry":
             model = models.build_model(config, 1000)
         else:
             model = build(name, size)
         optimization.compile_model(model, config, steps_per_epoch=steps)
         rng = np.random.default_rng(0)
-        x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
-        y = keras.utils.to_categorical(rng.integers(0, 1000, batch), 1000)
+        x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (batch, size, size, 3)), "float32")
+        y = keras.ops.convert_to_tensor(
+            keras.utils.to_categorical(rng.integers(0, 1000, batch), 1000)
+        )
         model.train_on_batch(x, y)  # traces and compiles
         start = time.perf_counter()
         for _ in range(steps):
             loss = model.train_on_batch(x, y)
         float(np.asarray(loss).ravel()[0])  # waits for the last step
-    return steps * batch / (time.perf_counter() - start)
+        return steps * batch / (time.perf_counter() - start)
+    finally:
+        keras.config.set_dtype_policy("float32")
 
 
 def measure(args, printer=print):
@@ -148,14 +160,13 @@ def measure(args, printer=print):
 
 def markdown(args, results):
     import keras
-    import tensorflow as tf
 
     lines = [
         "# Forward latency and training throughput (benchmarks/gpu_latency.py)",
         "",
         f"Command: `python -m benchmarks.gpu_latency {' '.join(args.argv)}`",
         "",
-        f"- device: {device_name()}; TF {tf.__version__}, Keras {keras.__version__}",
+        f"- device: {device_name()}; Keras {keras.__version__} on {keras.backend.backend()}",
         f"- {args.size}x{args.size}, XLA-compiled forward pass, {args.warmup} warm-up and "
         f"{args.runs} timed runs; float16 is Keras's mixed_float16 policy",
         "",
@@ -225,9 +236,8 @@ def main(argv=None):
     args = parse_args(argv)
     cli.quiet(False)
     with cli.quiet_imports(False):
-        import tensorflow as tf
+        import keras  # noqa: F401  (the backend's start-up lines stay hidden)
 
-    tf.get_logger().setLevel("ERROR")
     results = measure(args, printer=lambda line: print(line, flush=True))
     text = markdown(args, results)
     print(text, end="")

@@ -336,13 +336,27 @@ def _fmt(value, spec):
 
 
 def device_name():
-    """The accelerator (GPU name) or the CPU the run used."""
-    import tensorflow as tf
+    """The accelerator (GPU name) or the CPU the run uses, under Keras's backend."""
+    import keras
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+    gpu = None
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            gpu = f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        devices = [d for d in jax.devices() if d.platform != "cpu"]
+        if devices:
+            gpu = f"{len(devices)} x {devices[0].device_kind}"
+    return gpu or _cpu_name()
+
+
+def _cpu_name():
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
