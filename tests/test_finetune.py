@@ -56,21 +56,21 @@ def test_labels_are_kept_in_the_keras_file_and_load_in_safe_mode(tmp_path):
 
 @pytest.mark.slow
 def test_transfer_from_pretrained_weights_beats_training_from_scratch(cifar10_dir, tmp_path):
-    """C-GhostNet-0.5 at 32x32 pretrained on five CIFAR-10 classes (300 images each, 4
+    """C-GhostNet-0.5 at 32x32 pretrained on five CIFAR-10 classes (200 images each, 3
     epochs), then trained on 50 images per class of the other five, fine-tuned from that
     model.keras (2 head epochs, 4 of the whole network) or from scratch with the same 60 steps;
     test top-1 on 100 held-out images per class. The fine-tuned model then ships: its default
     int8 export loads in MediaPipe Tasks with the folder's class names. Measured on 2 loaded
     AMD EPYC cores: see docs/training.md ("Fine-tuning")."""
     names = sorted(p.name for p in (cifar10_dir / "train").iterdir())
-    source = class_folder(cifar10_dir, names[:5], tmp_path / "source", (300, 100))
+    source = class_folder(cifar10_dir, names[:5], tmp_path / "source", (200, 100))
     target = class_folder(cifar10_dir, names[5:], tmp_path / "target", (50, 100))
     small = dict(model="ghostnet_050", image_size=32, dropout_rate=0.0, **QUIET)
     pretrain = recipes.make_config(
         dataset=f"folder:{source}",
         model_dir=str(tmp_path / "pretrain"),
         batch_size=64,
-        epochs=4,
+        epochs=3,
         learning_rate=0.2,
         warmup_epochs=0.5,
         **small,
