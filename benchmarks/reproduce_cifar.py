@@ -398,7 +398,7 @@ def markdown(args, rows, seconds):
             f"| {r['label']} | {model} | {_fmt(params, '.3f')} ({_fmt(p_params, 'g')}) "
             f"| {_fmt(macs, '.1f')} ({_fmt(p_macs, 'g')}) | {_fmt(r['epochs'], 'd')} "
             f"| {_fmt(r['accuracy'], '.2f')} | {_fmt(p_acc, 'g')} "
-            f"| {_fmt(r['images_per_second'], '.0f')} "
+            f"| {_fmt(r['images_per_second'], '.1f')} "
             f"| {'not run: ' + r['reason'] if r['reason'] else ''} |"
         )
     return "\n".join(lines) + "\n"
