@@ -1,6 +1,7 @@
 """Shared test fixtures: the real image data sets from ../shared, unpacked once to a cache."""
 
 import fcntl
+import itertools
 import os
 import pathlib
 import sys
@@ -30,18 +31,42 @@ _MADE_ONCE = {"trained_cifar_ghostnet", "cifar_training_run", "cifar_tflite", "f
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slow tests run first, and the short ones that use a `_MADE_ONCE` fixture last (a
-    stable sort keeps file order otherwise). pytest-xdist hands each worker a block of the
-    list and idle workers take tests from the end of a busy one's queue: a run then ends on
-    short tests, not on one long test with the other workers idle, and a slow test has
-    made those fixtures before another worker's short tests wait for them."""
+    """Orders the run for pytest-xdist's work stealing, which hands worker i the i-th
+    contiguous block of this list (the blocks as equal in count as can be) and lets an idle
+    worker take tests from the end of a busy one's queue. Every block starts with its share of
+    the slow tests and ends with short ones, so that a run ends on short tests, not on one long
+    test with the other workers idle. The slow tests that use one `_MADE_ONCE` fixture go
+    together, first in a block (the first of them makes the fixture), the other slow tests are
+    dealt in turn, and the short tests that use a `_MADE_ONCE` fixture end the blocks (made by
+    then). `exhaustive` tests are skipped unless GHOSTNET_EXHAUSTIVE=1, and count as short.
+    Stable: file order otherwise."""
+    for item in items:
+        if item.get_closest_marker("exhaustive") and not EXHAUSTIVE:
+            item.add_marker(pytest.mark.skip(reason=_EXHAUSTIVE_ONLY))
+    made_once = {item: tuple(sorted(_MADE_ONCE & set(item.fixturenames))) for item in items}
+    slow = [i for i in items if i.get_closest_marker("slow") and not i.get_closest_marker("skip")]
+    fixture_groups = {}
+    for item in slow:
+        if made_once[item]:
+            fixture_groups.setdefault(made_once[item], []).append(item)
+    groups = [*fixture_groups.values(), *([i] for i in slow if not made_once[i])]
+    last = [i for i in items if i not in slow and made_once[i]]
+    short = iter(i for i in items if i not in slow and not made_once[i])
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    blocks = [[] for _ in range(workers)]
+    for n, group in enumerate(groups):
+        blocks[n % workers].extend(group)
+    tails = [last[i::workers] for i in range(workers)]
+    left = len(items)
+    for i in range(workers):
+        size = left // (workers - i)  # work stealing's first share of what is left
+        left -= size
+        blocks[i].extend(itertools.islice(short, max(0, size - len(blocks[i]) - len(tails[i]))))
+    blocks[-1].extend(short)
+    items[:] = [item for block, tail in zip(blocks, tails, strict=True) for item in block + tail]
 
-    def order(item):
-        if item.get_closest_marker("slow"):
-            return 0
-        return 2 if _MADE_ONCE & set(item.fixturenames) else 1
 
-    items.sort(key=order)
+_EXHAUSTIVE_ONLY = "one of the models a sampled run covers; GHOSTNET_EXHAUSTIVE=1 runs it"
 
 
 def _unpack(archive, subdir=""):

@@ -18,8 +18,6 @@ from ghostnet_keras import blocks_v2, convert_weights, converters, profile
 from ghostnet_keras.converters import ghostnet_v2v3
 from ghostnet_keras.converters.core import convert_state_dict
 
-from conftest import EXHAUSTIVE
-
 # timm 1.0 parameter counts (the V3 deployed form: after timm's reparameterize_model).
 EXACT = {
     "ghostnetv2_100": 6_156_908,
@@ -226,11 +224,11 @@ SE_GATE_OPS = {"MINIMUM": 7, "RELU": 7}
 # (its layers and their connections are converted by the deployed GhostNetV3 and the sweep's
 # models: tests/test_tflite_convert.py::test_sweep_covers_every_registry_model). The
 # GhostNetV3 goes in in its training form: tflite.convert exports the deployment form by default.
-@pytest.mark.parametrize("which", [pytest.param("v2", marks=pytest.mark.slow), "v3"])
+@pytest.mark.parametrize(
+    "which", [pytest.param("v2", marks=[pytest.mark.slow, pytest.mark.exhaustive]), "v3"]
+)
 def test_tflite_float32_and_int8_in_xnnpack(which, request, parity_images, imagenette_dir):
     pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter is needed")
-    if which == "v2" and not EXHAUSTIVE:
-        pytest.skip("converted by the sweep's models and GhostNetV3; GHOSTNET_EXHAUSTIVE=1")
     from tflite import convert, evaluate, latency
     from tflite import flatbuffer as fb
 

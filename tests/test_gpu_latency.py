@@ -3,9 +3,12 @@ results file names the device, holds the row and its training rate (no timing is
 
 import math
 
+import pytest
+
 from benchmarks import gpu_latency
 
 
+@pytest.mark.slow
 def test_latency_and_training_throughput_on_cpu(tmp_path, capsys):
     output = tmp_path / "latency.md"
     code = gpu_latency.main(

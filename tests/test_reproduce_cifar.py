@@ -64,6 +64,7 @@ def test_batch_augmentation_crops_a_padded_window_and_flips():
         assert any(np.array_equal(image, window) for window in windows)
 
 
+@pytest.mark.slow
 def test_table_11_end_to_end(cifar10_dir, tmp_path, capsys):
     """`--budget_minutes` on a tiny subset: every buildable row is checked against the paper,
     trained by the project's trainer (one epoch: the budget leaves no more) and written down

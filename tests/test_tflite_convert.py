@@ -23,7 +23,7 @@ import pytest
 import ghostnet_keras
 from ghostnet_keras import extras
 
-from conftest import EXHAUSTIVE, ROOT, load_image_folder, make_subset
+from conftest import ROOT, load_image_folder, make_subset
 
 pytest.importorskip("ai_edge_litert", reason="the LiteRT interpreter (ai-edge-litert) is needed")
 
@@ -348,10 +348,14 @@ def _registry_conversion(name, imagenette_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ghostnet_keras.list_models())
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=() if name in SWEEP else pytest.mark.exhaustive)
+        for name in ghostnet_keras.list_models()
+    ],
+)
 def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
-    if name not in SWEEP and not EXHAUSTIVE:
-        pytest.skip("its layers are converted by other models (SWEEP); GHOSTNET_EXHAUSTIVE=1")
     model, images, expected, flatbuffer, quantized = _registry_conversion(name, imagenette_dir)
     _assert_mobile_ready(flatbuffer)
     # Relative to the logits' scale: BN statistics of only 10 images make some deep random

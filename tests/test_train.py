@@ -502,7 +502,14 @@ def test_the_default_run_trains_every_kind_of_v2_v3_layer():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name, learning_rate",
-    [(name, 0.2 if name.startswith("ghostnetv2") else 0.1) for name in V2V3_MODELS],
+    [
+        pytest.param(
+            name,
+            0.2 if name.startswith("ghostnetv2") else 0.1,
+            marks=() if name in _V2V3_DEFAULT_RUNS else pytest.mark.exhaustive,
+        )
+        for name in V2V3_MODELS
+    ],
 )
 def test_v2_v3_learn_cifar10_from_the_command_line(name, learning_rate, cifar_v2v3, tmp_path):
     """3 epochs of SGD on 1,000 real CIFAR-10 images at 40x40, evaluated on 500 test images.
@@ -512,8 +519,6 @@ def test_v2_v3_learn_cifar10_from_the_command_line(name, learning_rate, cifar_v2
     ghostnetv3_050 21.6%, _100 17.4%, _130 18.2%, _160 19.0%.
     A GhostNetV3 trains in its training form (the re-parameterisable branches, each followed
     by BatchNorm), which makes its run the slower one; it learns better at half the rate."""
-    if name not in _V2V3_DEFAULT_RUNS and not EXHAUSTIVE:
-        pytest.skip("the same layers as a default run's model; GHOSTNET_EXHAUSTIVE=1 trains it")
     model_dir = tmp_path / "run"
     result = run_train(
         f"--dataset=folder:{cifar_v2v3}",

@@ -21,6 +21,7 @@ ACCEL_MODELS = ghostnet_keras.list_models() if EXHAUSTIVE else [MECHANICS_MODEL]
 STEPS = 8  # float16's dynamic loss scale starts at 2**15 and skips the first steps' overflows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ACCEL_MODELS)
 def test_mixed_precision_and_xla_make_the_loss_fall(name):
     from training import loop, models, optimization, recipes
@@ -57,6 +58,7 @@ def test_mixed_precision_and_xla_make_the_loss_fall(name):
     assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_virtual_cpu_devices(cifar10_dir, tmp_path):
     """Two replicas of the CPU (`--cpu_replicas=2`), the in-memory input sharded between them:
     the run trains, evaluates and says it ran on 2 replicas of the mirrored strategy."""
