@@ -30,14 +30,6 @@ MECHANICS_MODEL = "vgg16_cifar"
 _MADE_ONCE = {"trained_cifar_ghostnet", "cifar_training_run", "cifar_tflite", "finished_run"}
 
 
-def pytest_xdist_auto_num_workers(config):
-    """`--numprocesses=auto`: one worker more than the cores (at most `--maxprocesses`). The
-    suite's time goes to tracing, optimising and converting graphs, partly single-threaded,
-    and to waits for subprocesses and shared fixtures; a third worker on two cores fills
-    those gaps."""
-    return (os.cpu_count() or 1) + 1
-
-
 def pytest_collection_modifyitems(config, items):
     """Orders the run for pytest-xdist's work stealing, which hands worker i the i-th
     contiguous block of this list (the blocks as equal in count as can be) and lets an idle
