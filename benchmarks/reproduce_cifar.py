@@ -33,7 +33,6 @@ import datetime
 import math
 import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -357,15 +356,9 @@ def device_name():
 
 
 def _cpu_name():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU: {cpu}, {os.cpu_count()} cores"
+    from tflite.benchmark import cpu_description  # reads no TensorFlow, like this module's callers
+
+    return f"CPU: {cpu_description()}, {os.cpu_count()} cores"
 
 
 def markdown(args, rows, seconds):
