@@ -50,6 +50,11 @@ def _params(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
+def _all_params(model):
+    """What timm counts, frozen layers included: every weight but the BN statistics."""
+    return sum(int(np.prod(w.shape)) for w in model.weights if "moving_" not in w.path)
+
+
 # Building a GhostNetV3 (~900 layers) is the cost of these tests: each builds one model, and
 # the deployed counts are checked where a model is built anyway (the parity fixture for
 # ghostnetv3_100, the round trip for ghostnetv3_050).
@@ -369,3 +374,51 @@ def test_imagenet_weights_offline(name, serve_release, tmp_path, parity_images, 
     assert os.path.exists(pretrained.converted_path(name))
     diff = assert_parity(torch_outputs(reference, images), _logits(model, images))
     print(f"MEASURED {name} weights='imagenet' (official release form): max|diff| {diff:.3g}")
+
+
+@pytest.mark.slow
+def test_fine_tuning_a_ghostnetv3_from_its_published_weights(
+    serve_release, v3, imagenette_dir, tmp_path
+):
+    """`training.train --weights=imagenet` for GhostNetV3: the published checkpoint (served
+    offline) fills the training form, a new head learns the folder's 10 classes on the frozen
+    backbone (weights and BatchNorm statistics bit for bit), and the fine-tuned model
+    re-parameterises to the deployed form that `tflite.convert` ships."""
+    import keras
+    from test_finetune import backbone_differences
+
+    from training import loop, recipes
+
+    from conftest import load_image_folder, make_subset
+
+    name = "ghostnetv3_100"
+    serve_release(name, _official_release_bytes(v3[0], tmp_path))
+    data = make_subset(imagenette_dir, tmp_path / "data", 2)
+    config = recipes.make_config(
+        dataset=f"folder:{data}",
+        model_dir=str(tmp_path / "run"),
+        model=name,
+        weights="imagenet",
+        image_size=40,
+        batch_size=4,
+        epochs=1,
+        head_epochs=1,
+        steps_per_epoch=2,
+        optimizer="adamw",
+        learning_rate=1e-2,
+        eval_every=0,
+        log_every=1000,
+        seed=0,
+    )
+    assert loop.train(config, printer=lambda line: None)["steps"] == 2
+    tuned = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert _all_params(tuned) == EXACT[name] - CLASSIFIER_10  # the training form
+    published = ghostnet_keras.create_model(
+        name, weights="imagenet", include_top=False, input_shape=(40, 40, 3)
+    )
+    assert backbone_differences(tuned, published) == []
+    # What tflite.convert ships (test_tflite_float32_and_int8_in_xnnpack): the deployed form.
+    deployed = ghostnet_keras.reparameterize(tuned)
+    assert _all_params(deployed) == DEPLOYED[name] - CLASSIFIER_10
+    images = load_image_folder(data / "train", 1, size=40)[0]
+    np.testing.assert_allclose(_logits(deployed, images), _logits(tuned, images), atol=1e-5)
