@@ -121,16 +121,15 @@ def test_every_family_with_a_pyramid_has_its_classes():
 
 @pytest.mark.parametrize("family", sorted(FAMILY_SAMPLES))
 def test_pyramid_outputs_of_each_family(family):
-    backbone = getattr(hub, family)(**FAMILY_SAMPLES[family])
-    assert backbone.input_shape == (None, None, None, 3)
-    pyramid = keras.Model(backbone.inputs, backbone.pyramid_outputs)
-    images = np.random.default_rng(0).normal(size=(1, SIZE, SIZE, 3)).astype("float32")
-    found = pyramid(images)
+    """P1..P5 at strides 2 to 32 (shapes of the graph: running it is the weights tests'), P5
+    the backbone's output."""
+    backbone = getattr(hub, family)(**FAMILY_SAMPLES[family], image_shape=(SIZE, SIZE, 3))
+    found = backbone.pyramid_outputs
     assert sorted(found) == ["P1", "P2", "P3", "P4", "P5"]
     for level in range(1, 6):
         side = SIZE // 2**level
-        assert tuple(found[f"P{level}"].shape[:3]) == (1, side, side), level
-    np.testing.assert_array_equal(found["P5"], backbone(images))  # P5: the last feature map
+        assert tuple(found[f"P{level}"].shape[:3]) == (None, side, side), level
+    assert found["P5"] is backbone.output  # P5: the last feature map
 
 
 def test_backbone_arguments_are_checked():
@@ -151,7 +150,8 @@ def test_backbone_arguments_are_checked():
 def test_keras_files_load_in_safe_mode(tmp_path):
     """A backbone and a classifier saved as `.keras` load with `safe_mode=True` into the same
     classes, with the same outputs and pyramid."""
-    backbone = hub.RegNetXBackbone(config=TINY_REGNET, ghost=True, image_shape=(SIZE, SIZE, 3))
+    backbone = hub.RegNetXBackbone(config=TINY_REGNET, ghost=True)
+    assert backbone.input_shape == (None, None, None, 3)  # the default: any image size
     classifier = hub.RegNetXImageClassifier(backbone, num_classes=7)
     images = np.random.default_rng(1).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
     for model in (backbone, classifier):
@@ -173,13 +173,12 @@ def ghostnet_050(serve):
     keras-hub classifier."""
     serve("ghostnet_050")
     reference = ghostnet_keras.create_model(
-        "ghostnet_050",
-        weights="imagenet",
-        include_preprocessing=False,
-        classifier_activation=None,
-        input_shape=(None, None, 3),
+        "ghostnet_050", weights="imagenet", include_preprocessing=False, classifier_activation=None
     )
-    return reference, hub.classifier_from_registry("ghostnet_050", weights="imagenet")
+    classifier = hub.classifier_from_registry(
+        "ghostnet_050", weights="imagenet", image_shape=(224, 224, 3)
+    )
+    return reference, classifier
 
 
 def test_classifier_logits_are_create_models(ghostnet_050, imagenette_dir):
@@ -190,11 +189,8 @@ def test_classifier_logits_are_create_models(ghostnet_050, imagenette_dir):
     reference, classifier = ghostnet_050
     assert type(classifier) is hub.GhostNetImageClassifier
     assert classifier.backbone.arguments == {"variant": "paddleclas"}
-    images = real_images(imagenette_dir, SIZE)
-    np.testing.assert_array_equal(
-        classifier(normalised(images, "ghostnet_050")),
-        reference(normalised(images, "ghostnet_050")),
-    )
+    images = normalised(real_images(imagenette_dir, 224), "ghostnet_050")
+    np.testing.assert_array_equal(classifier(images), reference(images))
     # 256 x 256 images: the evaluation crop is their central 224 x 224.
     raw = real_images(imagenette_dir, 256)
     with_preprocessing = ghostnet_keras.create_model(
@@ -214,7 +210,7 @@ def test_presets_load_with_keras_hub(ghostnet_050, imagenette_dir, tmp_path):
     written = hub_presets.write_presets(tmp_path, ["ghostnet_050"], log=lines.append)
     folder = written["ghostnet_050"]
     assert len(lines) == 1 and lines[0].startswith("[1/1] ghostnet_050: GhostNetImageClassifier")
-    images = normalised(real_images(imagenette_dir, SIZE), "ghostnet_050")
+    images = normalised(real_images(imagenette_dir, 224), "ghostnet_050")
     backbone = keras_hub.models.Backbone.from_preset(folder)
     assert type(backbone) is hub.GhostNetBackbone
     features = keras.Model(reference.inputs, reference.get_layer(backbone.feature_layer).output)
@@ -236,16 +232,12 @@ def test_g_ghost_regnetx_backbone_with_weights(serve, imagenette_dir):
     classifier with the (served) official weights give create_model's features and logits."""
     serve("g_ghost_regnetx_032")
     name = "g_ghost_regnetx_032"
-    classifier = hub.classifier_from_registry(name, weights="imagenet")
+    classifier = hub.classifier_from_registry(name, weights="imagenet", image_shape=(224, 224, 3))
     assert type(classifier.backbone) is hub.RegNetXBackbone
     reference = ghostnet_keras.create_model(
-        name,
-        weights="imagenet",
-        include_preprocessing=False,
-        classifier_activation=None,
-        input_shape=(None, None, 3),
+        name, weights="imagenet", include_preprocessing=False, classifier_activation=None
     )
-    images = normalised(real_images(imagenette_dir, SIZE), name)
+    images = normalised(real_images(imagenette_dir, 224), name)
     np.testing.assert_array_equal(classifier(images), reference(images))
 
 
