@@ -409,7 +409,10 @@ def regnetx_block(x, filters, strides=1, group_width=1, conv_fn=None, name=None)
     )
 
 
-CHEAP_OPS = ("conv1x1", "conv3x3", "identity", "none")
+# The G-Ghost cheap operations: a conv (no bias) + BN of this kernel size, the identity, or
+# none (paper Tables 13 and 14).
+CHEAP_CONV_KERNELS = {"conv1x1": 1, "conv3x3": 3, "conv5x5": 5}
+CHEAP_OPS = (*CHEAP_CONV_KERNELS, "identity", "none")
 
 
 def g_ghost_thin_filters(filters, ghost_ratio, divisor=1):
@@ -456,8 +459,7 @@ def _g_ghost_cheap_path(x0, raw, filters, cheap_op, full_input, name):
     else:
         c = ChannelSlice(raw, filters, name=f"{name}_cheap_slice")(x0)
     if cheap_op != "identity":
-        kernel = 1 if cheap_op == "conv1x1" else 3
-        c = conv(c, filters - raw, kernel, name=f"{name}_cheap_conv")
+        c = conv(c, filters - raw, CHEAP_CONV_KERNELS[cheap_op], name=f"{name}_cheap_conv")
         c = batch_norm(c, f"{name}_cheap_bn")
     return c
 
@@ -506,7 +508,7 @@ def g_ghost_stage(
        through ``depth - 2`` thin blocks ``raw`` wide (``{name}_layers_<i>_*``),
        ``depth - 1`` with ``last_block=False``.
     3. The cheap path on the last ``cheap = filters - raw`` channels of x0:
-       ``cheap_op`` "conv1x1" or "conv3x3" (conv, no bias, + BN:
+       ``cheap_op`` "conv1x1", "conv3x3" or "conv5x5" (conv, no bias, + BN:
        ``{name}_cheap_conv``, ``_bn``) or "identity".
     4. Mix (Eq. 11-12, ``mix=True``): concat[x0, every thin output] -> global
        average pool -> 1x1 conv -> BN -> ReLU -> 1x1 conv -> BN
