@@ -17,6 +17,11 @@ One builder, :func:`resnet`, makes every variant from a depth table (``RESNET_CO
   blocks, 1x1 conv cheap operation, with or without mix): G-Ghost-ResNet34 (Table 15) and
   G-Ghost-ResNet56 (Table 11).
 
+The CIFAR ResNet56 variants keep some of these arguments open, as keyword overrides of their
+fixed values, for the paper's ablations of them (``OVERRIDE_DOCS``): ``ResNet56(width=0.7)``
+(Table 11's ResNet56-0.7x), ``GhostResNet56(conv_ratio=3)``,
+``GGhostResNet56NoMix(cheap_op="identity")`` (Tables 13, 14), ``ghost_ratio=0.3`` (Figure 11).
+
 Choices the paper leaves open, and their reason:
 
 - CIFAR ResNet56 shortcuts are 1x1 conv + BN projections (option B) rather than the
@@ -37,18 +42,24 @@ Choices the paper leaves open, and their reason:
   (+2.3% / +3.9%). The 63M is about half of ResNet56's 125M; the 54 C-Ghost modules' 3x3
   depthwise cheap operations, which the paper's own Eq. 4 counts, add 2.3M MACs to that half.
   No layout of the network that keeps those cheap operations reaches 63M.
+- ``width`` multiplies the stem and every stage width and rounds each to the nearest
+  multiple of 2 (``WIDTH_DIVISOR``). The paper's ResNet56-0.7x (Table 11: 0.41M / 63.3M) is
+  then 12/22/44 wide with a 12-channel stem: 0.410M / 63.4M (409,646 / 63,430,072; with He et
+  al.'s zero-padding shortcuts instead of our projections, 63.3M exactly). Rounding to the
+  nearest integer (11/22/45) would give 60.4M (-4.6%).
 - G-Ghost-ResNet56 reads all channels of each stage's first block in its first thin block and
   its cheap operation (``full_input=True``, paper Eq. 8-9: ``L'_2(Y_1)`` and ``C(Y_1)``), not
   the slices of the official G-Ghost RegNet code. Only this reading meets Tables 11, 13 and
   14 (with mix 0.378M / 54.0M vs 0.37M / 53.8M; without 0.364M / 54.0M vs 0.36M / 53.7M;
   identity cheap op 0.361M / 53.6M vs 0.36M / 53.3M; no cheap op 0.413M / 61.1M vs 0.41M /
-  60.8M; 3x3 cheap op 0.385M / 57.1M vs 0.38M / 56.9M); with the slices the FLOPs are 4% low
-  (51.6M) and the 3x3 cheap op misses by 6.5%. G-Ghost-ResNet34 is the other way round: the
-  slices give Table 15 (14.71M / 2.29G with mix, 14.31M without, vs 14.6M / 14.3M / 2.3B),
-  reading all channels would give 15.6M (+7%).
+  60.8M; 3x3 cheap op 0.385M / 57.1M vs 0.38M / 56.9M; 5x5 cheap op 0.428M / 63.4M vs 0.43M /
+  63.2M); with the slices the FLOPs are 4% low (51.6M) and the 3x3 cheap op misses by 6.5%.
+  G-Ghost-ResNet34 is the other way round: the slices give Table 15 (14.71M / 2.29G with
+  mix, 14.31M without, vs 14.6M / 14.3M / 2.3B), reading all channels would give 15.6M (+7%).
 """
 
 import functools
+import textwrap
 
 from keras import layers
 
@@ -61,6 +72,9 @@ RESNET_CONFIGS = {
     "resnet56": ("basic", (9, 9, 9), (16, 32, 64), "cifar", 32, 10),
 }
 STEM_FILTERS = {"imagenet": 64, "cifar": 16}
+# A width multiplier rounds every width to the nearest multiple of this: ResNet56-0.7x is then
+# 12/22/44 wide (stem 12), the paper's 0.41M / 63.3M (Table 11; see the module docstring).
+WIDTH_DIVISOR = 2
 
 
 def _block_fn(block, conv_fn):
@@ -91,14 +105,14 @@ def _ghost_classifier(ratio):
     return classifier
 
 
-def _body(block, depths, widths, stem, conv_fn, stem_conv_fn, stage_options, x):
+def _body(block, depths, widths, stem, stem_filters, conv_fn, stem_conv_fn, stage_options, x):
     if stem == "imagenet":
-        x = stem_conv_fn(x, STEM_FILTERS[stem], 7, strides=2, name="conv1")
+        x = stem_conv_fn(x, stem_filters, 7, strides=2, name="conv1")
         # PyTorch pads the max pool with -inf; after the ReLU zeros are the same.
         x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
     else:
-        x = stem_conv_fn(x, STEM_FILTERS[stem], 3, name="conv1")
+        x = stem_conv_fn(x, stem_filters, 3, name="conv1")
     block_fn = _block_fn(block, conv_fn)
     for k, (depth, width) in enumerate(zip(depths, widths, strict=True), start=1):
         x = blocks.g_ghost_stage(
@@ -123,6 +137,7 @@ def resnet(
     full_input=False,
     ghost_stem=False,
     ghost_classifier=None,
+    width=1.0,
     *application,
 ):
     """Builds ResNet ``config`` ("resnet34", "resnet50", "resnet56") and its Ghost variants.
@@ -132,7 +147,8 @@ def resnet(
             stem)`` for another depth/width ("basic"/"bottleneck", "imagenet"/"cifar").
         conv_ratio: C-Ghost ratio ``s`` of every conv (1: plain convolutions).
         ghost_ratio: G-Ghost ratio ``lambda`` of every stage (0: plain stages).
-        cheap_op: the G-Ghost cheap operation ("conv1x1", "conv3x3", "identity", "none").
+        cheap_op: the G-Ghost cheap operation ("conv1x1", "conv3x3", "conv5x5",
+            "identity", "none"; paper Tables 13 and 14).
         mix: whether the G-Ghost stages have the mix operation.
         full_input: G-Ghost stages whose first thin block and cheap op read all
             channels of the first block's output (paper Eq. 8-9; see
@@ -141,6 +157,10 @@ def resnet(
             module too (default: it stays a plain conv).
         ghost_classifier: the classifier as a C-Ghost module; defaults to
             ``conv_ratio > 1``.
+        width: multiplies the stem and stage widths, each rounded to the nearest
+            multiple of ``WIDTH_DIVISOR`` (2): 0.7 is the paper's ResNet56-0.7x
+            (Table 11). A width other than 1 appends it to the model name
+            (``resnet56_070``).
         classes: defaults to 1000 (ImageNet models) or 10 (CIFAR ResNet56).
         The other arguments are those of ``keras.applications``.
     """
@@ -165,6 +185,14 @@ def resnet(
             "widths, stem) with block 'basic' or 'bottleneck', positive integer depths and "
             f"widths, and stem 'imagenet' or 'cifar'. Received: config={config!r}"
         )
+    width = skeleton.check_width(width)
+    skeleton.check_choice("cheap_op", cheap_op, blocks.CHEAP_OPS)
+    stem_filters = STEM_FILTERS[stem]
+    if width != 1:
+        stem_filters, *widths = (
+            blocks.make_divisible(w * width, WIDTH_DIVISOR) for w in (stem_filters, *widths)
+        )
+        model_name = skeleton.width_name(model_name, width)
     if int(conv_ratio) != conv_ratio or conv_ratio < 1:
         raise ValueError(
             f"`conv_ratio` must be an integer >= 1. Received: conv_ratio={conv_ratio!r}"
@@ -176,23 +204,55 @@ def resnet(
         ghost_classifier = conv_ratio > 1
     return skeleton.Architecture(
         model_name,
-        body=functools.partial(_body, block, depths, widths, stem, conv_fn, stem_conv_fn, stage),
+        body=functools.partial(
+            _body, block, depths, widths, stem, stem_filters, conv_fn, stem_conv_fn, stage
+        ),
         classifier=_ghost_classifier(int(conv_ratio)) if ghost_classifier else None,
         default_size=default_size,
         default_classes=default_classes,
     )
 
 
-def _variant(registry_name, function_name, config, summary, **variant):
+# The family arguments a CIFAR ResNet56 variant still takes, as keyword overrides of its
+# fixed values (``create_model("resnet56", width=0.7)``): the paper's ablations of it. Each
+# variant takes those of its own kind of model.
+OVERRIDE_DOCS = {
+    "width": "multiplies the stem and stage widths (each rounded to the nearest multiple of "
+    "2); 0.7 is the paper's ResNet56-0.7x (Table 11).",
+    "conv_ratio": "the C-Ghost ratio `s` of every conv (default {default}).",
+    "ghost_ratio": "the G-Ghost ratio lambda of every stage (default {default}; Figure 11 "
+    "tries 0.3 to 0.7).",
+    "cheap_op": 'the G-Ghost cheap operation: "conv1x1" (default), "conv3x3", "conv5x5", '
+    '"identity" or "none" (Tables 13 and 14; "none" only without mix).',
+}
+PLAIN_OVERRIDES = ("width",)
+C_GHOST_OVERRIDES = ("conv_ratio", "width")  # in the family's order
+G_GHOST_OVERRIDES = ("ghost_ratio", "cheap_op", "width")
+
+
+def _overrides_doc(overrides, fixed):
+    lines = []
+    for arg in overrides:
+        text = OVERRIDE_DOCS[arg].format(default=fixed.get(arg))
+        lines.append(textwrap.fill(f"{arg}: {text}", 88, subsequent_indent="        "))
+    return "".join(f"    {line}\n" for line in lines)
+
+
+def _variant(registry_name, function_name, config, summary, overrides=(), **variant):
     _, _, _, _, size, classes = RESNET_CONFIGS[config]
     doc = f"{summary}\n" + skeleton.args_doc(
-        size=size, classes=classes, dropout_rate=0.0, imagenet=catalog.has_weights(registry_name)
+        size=size,
+        classes=classes,
+        dropout_rate=0.0,
+        imagenet=catalog.has_weights(registry_name),
+        extra=_overrides_doc(overrides, variant),
     )
     return skeleton.variant(
         resnet,
         registry_name,
         function_name,
         doc,
+        overrides=overrides,
         config=config,
         classes=classes,
         **variant,
@@ -225,13 +285,18 @@ GhostResNet50S4 = _variant(
     conv_ratio=4,
 )
 ResNet56 = _variant(
-    "resnet56", "ResNet56", "resnet56", "Instantiates the CIFAR ResNet56 (paper: 0.85M / 125M)."
+    "resnet56",
+    "ResNet56",
+    "resnet56",
+    "Instantiates the CIFAR ResNet56 (paper: 0.85M / 125M).",
+    overrides=PLAIN_OVERRIDES,
 )
 GhostResNet56 = _variant(
     "ghost_resnet56",
     "GhostResNet56",
     "resnet56",
     "Instantiates Ghost-ResNet56 (s=2) for CIFAR (paper Table 4: 0.43M / 63M).",
+    overrides=C_GHOST_OVERRIDES,
     conv_ratio=2,
 )
 GGhostResNet56 = _variant(
@@ -239,6 +304,7 @@ GGhostResNet56 = _variant(
     "GGhostResNet56",
     "resnet56",
     "Instantiates G-Ghost-ResNet56 with mix for CIFAR (paper Table 11: 0.37M / 53.8M).",
+    overrides=G_GHOST_OVERRIDES,
     ghost_ratio=0.5,
     full_input=True,
 )
@@ -247,6 +313,7 @@ GGhostResNet56NoMix = _variant(
     "GGhostResNet56NoMix",
     "resnet56",
     "Instantiates G-Ghost-ResNet56 without mix for CIFAR (paper Table 11: 0.36M / 53.7M).",
+    overrides=G_GHOST_OVERRIDES,
     ghost_ratio=0.5,
     mix=False,
     full_input=True,

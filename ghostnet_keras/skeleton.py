@@ -530,7 +530,7 @@ OPEN_ARGS = ("variant",)
 _VARIANTS = {}  # registry name -> the family builder it fixes
 
 
-def variant(family_builder, registry_name, function_name, doc, **fixed):
+def variant(family_builder, registry_name, function_name, doc, overrides=(), **fixed):
     """Makes, documents and registers a fixed builder of ``family_builder``.
 
     The builder (named ``function_name``, documented by ``doc``) calls the family with the
@@ -538,27 +538,36 @@ def variant(family_builder, registry_name, function_name, doc, **fixed):
     ``classes=10`` only changes its default) and builds the model under ``registry_name``,
     which names the model and keys its row in :mod:`ghostnet_keras.catalog` (its module,
     public name ``function_name``, converters and weights), checked when it is registered.
+
+    ``overrides`` names family arguments the builder still takes, after the application
+    arguments, with the fixed value (or the family's default) as their default: the paper's
+    ablations of one model (``ResNet56(width=0.7)``). The model keeps its registry name;
+    ``weights="imagenet"`` with an override away from its default is a ``ValueError``, since
+    the published weights are those of the model as fixed.
     """
     family_signature = family_builder.__signature__
-    application = {n for n, _ in APPLICATION_ARGS} | {"name"}
-    unknown = set(fixed) - set(family_signature.parameters)
+    parameters = family_signature.parameters
+    application = [n for n, _ in APPLICATION_ARGS]
+    unknown = set(fixed) - set(parameters)
+    unknown |= set(overrides) - (set(parameters) - {*application, "name"})  # its own only
     if unknown:
         raise TypeError(f"{family_builder.__name__} takes no arguments {sorted(unknown)}")
-    # The fixed builder takes the application arguments only; the family's own arguments
-    # are those of ``fixed`` or their defaults.
+    # The fixed builder takes the application arguments, the open family arguments, then
+    # ``name``; the family's other arguments are those of ``fixed`` or their defaults.
+    open_args = [n for n in parameters if n in overrides or (n in OPEN_ARGS and n not in fixed)]
     signature = family_signature.replace(
         parameters=[
-            p.replace(default=fixed.get(p.name, p.default))
-            for p in family_signature.parameters.values()
-            if p.name in application or (p.name in OPEN_ARGS and p.name not in fixed)
+            parameters[n].replace(default=fixed.get(n, parameters[n].default))
+            for n in (*application, *open_args, "name")
         ]
     )
-    architecture = {k: v for k, v in fixed.items() if k not in application}
+    architecture = {k: v for k, v in fixed.items() if k not in application and k != "name"}
 
     def builder(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        arguments = family_signature.bind(**architecture, **bound.arguments)
+        _check_overrides(registry_name, signature, overrides, bound.arguments)
+        arguments = family_signature.bind(**(architecture | bound.arguments))
         arguments.apply_defaults()
         return family_builder._make(arguments.arguments, registry_name)
 
@@ -568,6 +577,22 @@ def variant(family_builder, registry_name, function_name, doc, **fixed):
     builder.__doc__ = doc
     _VARIANTS[registry_name] = family_builder
     return register_model(registry_name)(builder)
+
+
+def _check_overrides(registry_name, signature, overrides, arguments):
+    """With ``weights="imagenet"``, every override must keep its default: the published
+    weights are those of ``registry_name`` as fixed."""
+    if arguments["weights"] != "imagenet":
+        return
+    for arg in overrides:
+        default = signature.parameters[arg].default
+        if arguments[arg] != default:
+            check_weights("imagenet", registry_name)  # no weights published: that error
+            raise ValueError(
+                f"The ImageNet weights of {registry_name} are for {arg}={default!r}; pass "
+                f"weights=None (or a weights file) to change it. Received: {arg}="
+                f"{arguments[arg]!r}"
+            )
 
 
 def _variants_like(model_name):

@@ -1,6 +1,7 @@
 """ResNet / Ghost-ResNet / G-Ghost-ResNet and RegNetX / G-Ghost-RegNetX: sizes and arguments."""
 
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 import ghostnet_keras
-from ghostnet_keras import pretrained, regnet, resnet
+from ghostnet_keras import pretrained, regnet, resnet, skeleton
 from ghostnet_keras.profiler import profile
 
 # The official G-Ghost RegNet code (Huawei Efficient-AI-Backbones, g_ghost_regnet.py) gives
@@ -112,23 +113,63 @@ def test_resnet_sizes_against_the_paper(name):
     assert stats["macs"] / 1e6 == pytest.approx(mflops, rel=tol)
 
 
-@pytest.mark.parametrize(
-    "cheap_op, paper",
-    [
-        # Tables 13 and 14 (G-Ghost-ResNet56, lambda 0.5, without mix): params M, FLOPs M.
-        ("identity", (0.36, 53.3)),
-        ("none", (0.41, 60.8)),
-        ("conv1x1", (0.36, 53.7)),
-        ("conv3x3", (0.38, 56.9)),
-    ],
-)
-def test_g_ghost_resnet56_cheap_ops_against_tables_13_14(cheap_op, paper):
-    model = resnet.resnet(
-        "resnet56", ghost_ratio=0.5, cheap_op=cheap_op, mix=False, full_input=True
+def test_cifar_variants_take_their_ablations_as_overrides():
+    """The CIFAR ResNet56 variants keep their kind's family arguments open, after the
+    keras.applications ones, defaulting to their fixed values; an override builds the same
+    model as the family with those arguments (exact sizes of every paper row:
+    tests/test_reproduce_cifar.py)."""
+    application = [name for name, _ in skeleton.APPLICATION_ARGS]
+    for builder, open_args in (
+        (ghostnet_keras.ResNet56, {"width": 1.0}),
+        (ghostnet_keras.GhostResNet56, {"conv_ratio": 2, "width": 1.0}),
+        (ghostnet_keras.GGhostResNet56, {"ghost_ratio": 0.5, "cheap_op": "conv1x1", "width": 1.0}),
+    ):
+        parameters = inspect.signature(builder).parameters
+        assert list(parameters) == [*application, *open_args, "name"], builder.__name__
+        assert {k: parameters[k].default for k in open_args} == open_args
+        assert all(f"    {arg}: " in builder.__doc__ for arg in open_args)
+    override = ghostnet_keras.create_model("g_ghost_resnet56_nomix", cheap_op="identity")
+    family = resnet.resnet(
+        "resnet56", ghost_ratio=0.5, cheap_op="identity", mix=False, full_input=True
     )
-    stats = profile(model)
-    assert stats["params"] / 1e6 == pytest.approx(paper[0], rel=0.03)
-    assert stats["macs"] / 1e6 == pytest.approx(paper[1], rel=0.03)
+    assert _layout(override) == _layout(family)
+    assert (override.name, family.name) == ("g_ghost_resnet56_nomix", "resnet56")
+
+
+def _layout(model):
+    return [(layer.name, [tuple(w.shape) for w in layer.weights]) for layer in model.layers]
+
+
+def test_resnet56_width_rounds_to_even_widths():
+    # Table 11's ResNet56-0.7x: 16/32/64 x 0.7 -> 12/22/44 (stem 12); sizes in
+    # tests/test_reproduce_cifar.py (0.410M / 63.4M against 0.41M / 63.3M).
+    model = ghostnet_keras.ResNet56(width=0.7)
+    widths = [model.get_layer(n).filters for n in ("conv1", *(f"layer{k}_0_conv1" for k in "123"))]
+    assert widths == [12, 12, 22, 44]
+    assert model.name == "resnet56"
+    tiny = resnet.resnet(("basic", (1, 1, 1), (16, 32, 64), "cifar"), width=0.7)
+    assert tiny.name == "resnet_custom_070"  # the family names its width
+
+
+def test_bad_overrides_are_one_value_error():
+    with pytest.raises(ValueError, match="'resnet56' takes no argument 'cheap_op'.*width"):
+        ghostnet_keras.create_model("resnet56", cheap_op="identity")
+    with pytest.raises(ValueError, match="Received: width=0"):
+        ghostnet_keras.create_model("resnet56", width=0)
+    with pytest.raises(ValueError, match="Received: cheap_op='conv7x7'"):
+        ghostnet_keras.create_model("g_ghost_resnet56_nomix", cheap_op="conv7x7")
+    with pytest.raises(ValueError, match="No ImageNet weights.*resnet56"):
+        ghostnet_keras.create_model("resnet56", width=0.7, weights="imagenet")
+    # A variant with published weights refuses them for an override away from its value.
+    signature = inspect.signature(lambda weights=None, width=1.0: None)
+    arguments = {"weights": "imagenet", "width": 0.8}
+    with pytest.raises(
+        ValueError, match="weights of resnet34 are for width=1.0.*Received: width=0.8"
+    ):
+        skeleton._check_overrides("resnet34", signature, ("width",), arguments)
+    skeleton._check_overrides("resnet34", signature, ("width",), arguments | {"width": 1.0})
+    with pytest.raises(TypeError, match=r"takes no arguments \['weights'\]"):
+        skeleton.variant(resnet.resnet, "resnet56_x", "X", "", overrides=("weights",))
 
 
 def test_g_ghost_resnet34_without_mix_table15():
