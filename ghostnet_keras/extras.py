@@ -17,6 +17,7 @@ EXTRAS = {
     "convert": "reading PyTorch checkpoints (torch, safetensors)",
     "tensorflow": "the TensorFlow backend of Keras",
     "mediapipe": "MediaPipe Tasks, the phone apps' classifier (install it after the others)",
+    "hub": "keras-hub models: backbones, classifiers, presets, RetinaNet detectors (keras-hub)",
 }
 
 
