@@ -321,3 +321,15 @@ def test_detector_trains_on_real_images(tmp_path, cifar10_dir, imagenette_dir):
     split = detection_data.read_split(tmp_path / "data" / "val")
     again = detect.evaluate(loaded, split, TRAIN_RUN["image_size"])
     assert again == pytest.approx(trained, abs=1e-6)
+
+
+def test_paper_detectors_build():
+    """Tables 10 and 19's detectors with the paper's heads (4 convs): C-GhostNet-1.1x and
+    G-Ghost RegNetX-3.2GF RetinaNets give one score per class and one box per anchor."""
+    anchors = 9 * (16 * 16 + 8 * 8 + 4 * 4 + 2 * 2 + 1)  # 128x128: P3 16x16 ... P7 1x1
+    for name in ("ghostnet_110", "g_ghost_regnetx_032"):
+        detector = detection.retinanet(name, num_classes=5, image_size=128)
+        assert detector.pre_logits_num_conv_layers == 4
+        raw = detector(detector.preprocessor(_images(1, 128)))
+        assert tuple(raw["cls_logits"].shape) == (1, anchors, 5), name
+        assert tuple(raw["bbox_regression"].shape) == (1, anchors, 4), name
