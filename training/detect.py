@@ -209,6 +209,8 @@ def train(config, printer=print):
 
     config.check()
     splits = detection_data.read_folder(config.data)
+    model_dir = pathlib.Path(config.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before training
     train_split, val_split = splits["train"], splits["val"]
     printer(
         f"data: {len(train_split)} training images ({train_split.num_boxes} boxes), "
@@ -236,8 +238,6 @@ def train(config, printer=print):
     metrics["loss"] = [float(v) for v in history.history["loss"]]
     metrics["val"] = evaluate(detector, val_split, config.image_size, config.batch_size)
     printer(f"held-out: {_summary(metrics['val'])}")
-    model_dir = pathlib.Path(config.model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
     with files.atomic_path(model_dir / DETECTOR_FILE) as path:
         detector.save(path)
     files.write_json(model_dir / METRICS_FILE, metrics)
@@ -288,6 +288,11 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
+def _error(err):
+    print(f"detect: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+    return 2
+
+
 def main(argv=None):
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     verbose = cli.is_verbose(args.verbose)
@@ -306,8 +311,12 @@ def main(argv=None):
         print("detect: interrupted", file=sys.stderr, flush=True)
         return 130
     except (ValueError, OSError, extras.MissingExtraError) as err:
-        print(f"detect: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
-        return 2
+        return _error(err)
+    except Exception as err:  # TensorFlow runtime errors: one line too, no traceback
+        tf = sys.modules.get("tensorflow")
+        if tf is None or not isinstance(err, tf.errors.OpError):
+            raise
+        return _error(f"{type(err).__name__}: {err.message}")
     print(json.dumps(metrics["val"]))
     return 0
 
