@@ -138,8 +138,8 @@ def test_stage_validation():
         blocks.g_ghost_stage(x, blocks.basic_block, 4, 16, 1, ghost_ratio=1, name="a")
     with pytest.raises(ValueError, match="Received: depth=2"):
         blocks.g_ghost_stage(x, blocks.basic_block, 2, 16, 1, name="b")
-    with pytest.raises(ValueError, match="Received: cheap_op='conv5x5'"):
-        blocks.g_ghost_stage(x, blocks.basic_block, 4, 16, 1, cheap_op="conv5x5", name="c")
+    with pytest.raises(ValueError, match="Received: cheap_op='conv7x7'"):
+        blocks.g_ghost_stage(x, blocks.basic_block, 4, 16, 1, cheap_op="conv7x7", name="c")
     with pytest.raises(ValueError, match="Received: mix=True"):
         blocks.g_ghost_stage(x, blocks.basic_block, 4, 16, 1, cheap_op="none", name="d")
     with pytest.raises(ValueError, match="Received: ghost_ratio=0.99"):
