@@ -106,3 +106,11 @@ def quiet_native(verbose=False, noise=NATIVE_NOISE):
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+def error_line(err):
+    """The one line a command line prints for ``err`` (after ``error: ``): the message's
+    first line, any further lines joined after "Details:"."""
+    first, *rest = str(err).splitlines() or [type(err).__name__]
+    detail = f" Details: {'; '.join(s.strip() for s in rest)}" if rest else ""
+    return f"{first}{detail}"

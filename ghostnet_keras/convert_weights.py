@@ -97,9 +97,7 @@ def main(argv=None):
             converter=converter,
         )
     except (ValueError, ImportError, OSError) as err:
-        first, *rest = str(err).splitlines() or [type(err).__name__]
-        detail = f" Details: {'; '.join(s.strip() for s in rest)}" if rest else ""
-        print(f"error: {first}{detail}", file=sys.stderr)
+        print(f"error: {cli.error_line(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -89,9 +89,7 @@ def main(argv=None):
             extras.require("keras_hub", "hub", "writing keras-hub presets")
         write_presets(args.output, models, log=lambda line: print(line, flush=True))
     except (ValueError, ImportError, OSError) as err:
-        first, *rest = str(err).splitlines() or [type(err).__name__]
-        detail = f" Details: {'; '.join(s.strip() for s in rest)}" if rest else ""
-        print(f"error: {first}{detail}", file=sys.stderr)
+        print(f"error: {cli.error_line(err)}", file=sys.stderr)
         return 2
     return 0
 
