@@ -5,6 +5,7 @@ output comes back with the command's ``--verbose`` flag or the environment varia
 ``GHOSTNET_VERBOSE=1`` (``GHOSTNET_TRAIN_VERBOSE=1`` does the same).
 """
 
+import argparse
 import contextlib
 import logging
 import os
@@ -106,6 +107,14 @@ def quiet_native(verbose=False, noise=NATIVE_NOISE):
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``argparse.ArgumentParser`` whose usage errors are one line on stderr (exit 2),
+    without the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def error_line(err):

@@ -40,13 +40,8 @@ __all__ = [
 ]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr, no usage block
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def main(argv=None):
-    parser = _Parser(
+    parser = cli.OneLineParser(
         prog="python -m ghostnet_keras.convert_weights",
         description="Convert a published PyTorch or PaddlePaddle checkpoint to Keras weights.",
     )

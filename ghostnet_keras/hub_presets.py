@@ -13,7 +13,6 @@ checked and converted as that does). After ``import ghostnet_keras.hub``,
 upload the folders to Kaggle or Hugging Face.
 """
 
-import argparse
 import os
 import sys
 
@@ -59,13 +58,8 @@ def write_presets(output, models=None, log=print):
     return written
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr, no usage block
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def main(argv=None):
-    parser = _Parser(
+    parser = cli.OneLineParser(
         prog="python -m ghostnet_keras.hub_presets",
         description="Write keras-hub preset folders of the models with ImageNet weights.",
     )
