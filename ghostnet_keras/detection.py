@@ -89,10 +89,11 @@ def preprocessor(image_size=None, mean=None, std=None, bounding_box_format="yxyx
     keras_hub = extras.require("keras_hub", "hub", HUB_PURPOSE)
     mean = constants.IMAGENET_MEAN if mean is None else mean
     std = constants.IMAGENET_STD if std is None else std
+    scale, offset = _hub().scale_and_offset(mean, std)
     converter = keras_hub.layers.RetinaNetImageConverter(
         image_size=None if image_size is None else (image_size, image_size),
-        scale=[1.0 / (255.0 * s) for s in std],
-        offset=[-m / s for m, s in zip(mean, std, strict=True)],
+        scale=scale,
+        offset=offset,
         bounding_box_format=bounding_box_format,
     )
     return keras_hub.models.RetinaNetObjectDetectorPreprocessor(image_converter=converter)

@@ -91,6 +91,12 @@ def _check_image_shape(image_shape):
     return shape
 
 
+def scale_and_offset(mean, std):
+    """keras-hub's ``scale`` and ``offset`` (``x * scale + offset`` on 0-255 RGB) of the
+    normalisation ``(x / 255 - mean) / std``."""
+    return [1.0 / (255.0 * s) for s in std], [-m / s for m, s in zip(mean, std, strict=True)]
+
+
 def _registry_name(name):
     """The registry name of a weights name (``ghostnet_130.ssld`` -> ``ghostnet_130``)."""
     if not isinstance(name, str):
@@ -151,8 +157,7 @@ class GhostNetKerasBackbone(keras_hub.models.FeaturePyramidBackbone):
                     f"`model` must be a registry name of the {cls.__name__} family "
                     f"({', '.join(known)}). Received: model={model!r}"
                 )
-            registry.get_builder(model)  # loads the family modules
-            taken = own_arguments(registry.get_builder(model))
+            taken = own_arguments(registry.get_builder(model))  # loads the family modules
             builder = functools.partial(registry.create_model, model)
         else:
             builder = family_function(cls.module, cls.family)
@@ -249,10 +254,11 @@ class GhostNetKerasImageConverter(keras_hub.layers.ImageConverter):
                     f"`{arg}` must be 3 numbers (RGB){', all > 0' if arg == 'std' else ''}. "
                     f"Received: {arg}={value!r}"
                 )
+        scale, offset = scale_and_offset(mean, std)
         super().__init__(
             image_size=image_size,
-            scale=[1.0 / (255.0 * s) for s in std],
-            offset=[-m / s for m, s in zip(mean, std, strict=True)],
+            scale=scale,
+            offset=offset,
             antialias=antialias,
             **kwargs,
         )
