@@ -7,3 +7,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The evaluation centre crop: resize the short side to image_size / CROP_FRACTION (256 for
 # 224), then cut out the central image_size square, as timm and the reference code evaluate.
 CROP_FRACTION = 0.875
+
+# The image files that image folders are read from (lower-case name endings).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")

@@ -183,22 +183,21 @@ def build(config, num_classes, steps):
     return detector
 
 
-class _Progress:
+def _progress(printer, epochs):
     """A Keras callback printing one line per epoch: the losses and the time."""
+    import keras
 
-    def __new__(cls, printer, epochs):
-        import keras
+    started = {}
 
-        class Progress(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.monotonic()
+    def on_epoch_end(epoch, logs=None):
+        losses = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()))
+        took = time.monotonic() - started[epoch]
+        printer(f"epoch {epoch + 1}/{epochs}: {losses} ({took:.0f} s)")
 
-            def on_epoch_end(self, epoch, logs=None):
-                losses = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()))
-                took = time.monotonic() - self.start
-                printer(f"epoch {epoch + 1}/{epochs}: {losses} ({took:.0f} s)")
-
-        return Progress()
+    return keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs=None: started.__setitem__(epoch, time.monotonic()),
+        on_epoch_end=on_epoch_end,
+    )
 
 
 def train(config, printer=print):
@@ -232,7 +231,7 @@ def train(config, printer=print):
         epochs=config.epochs,
         shuffle=False,  # the dataset shuffles itself (seeded)
         verbose=0,
-        callbacks=[_Progress(printer, config.epochs)],
+        callbacks=[_progress(printer, config.epochs)],
     )
     metrics["train_seconds"] = round(time.monotonic() - start, 1)
     metrics["loss"] = [float(v) for v in history.history["loss"]]

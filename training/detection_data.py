@@ -34,6 +34,9 @@ import tempfile
 
 import numpy as np
 
+from ghostnet_keras import files
+from ghostnet_keras.constants import IMAGE_EXTENSIONS
+
 ANNOTATIONS = "annotations.json"
 IMAGES = "images"
 SPLITS = ("train", "val")
@@ -56,7 +59,6 @@ CIFAR_SIZE = 32
 SHARED_DATASETS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DEFAULT_OBJECTS = SHARED_DATASETS / "cifar10-jpeg.tgz"
 DEFAULT_BACKGROUNDS = SHARED_DATASETS / "imagenette-160-subset.tgz"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PAD_LABEL = -1  # a padding box's label and coordinates (keras-hub's RetinaNet convention)
 
 
@@ -285,7 +287,8 @@ def _find_split(root, split):
 
 
 def _files(folder):
-    return sorted(p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    found = pathlib.Path(folder).rglob("*")
+    return sorted(p for p in found if p.name.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def _overlaps(box, placed):
@@ -362,8 +365,8 @@ def _write_split(directory, split, count, sources, options, rng):
 
     objects_dir, backgrounds = sources
     by_class = {c: _files(objects_dir / c) for c in options.classes}
-    for name, files in by_class.items():
-        if not files:
+    for name, paths in by_class.items():
+        if not paths:
             raise ValueError(f"{objects_dir / name} has no images. Received: class={name!r}")
     out = directory / split
     (out / IMAGES).mkdir(parents=True, exist_ok=True)
@@ -373,8 +376,8 @@ def _write_split(directory, split, count, sources, options, rng):
         picks = rng.integers(0, len(options.classes), size=n)
         tiles = []
         for label in picks:
-            files = by_class[options.classes[label]]
-            with Image.open(files[int(rng.integers(len(files)))]) as tile:
+            paths = by_class[options.classes[label]]
+            with Image.open(paths[int(rng.integers(len(paths)))]) as tile:
                 tiles.append((tile.convert("RGB"), int(label)))
         with Image.open(backgrounds[int(rng.integers(len(backgrounds)))]) as background:
             canvas, placed = _compose(
@@ -403,8 +406,7 @@ def _write_split(directory, split, count, sources, options, rng):
             )
     categories = [{"id": i + 1, "name": c} for i, c in enumerate(options.classes)]
     data = {"images": images, "annotations": annotations, "categories": categories}
-    with open(out / ANNOTATIONS, "w", encoding="utf-8") as f:
-        json.dump(data, f)
+    files.write_json(out / ANNOTATIONS, data)
     return len(annotations)
 
 

@@ -8,11 +8,12 @@ import sys
 
 import tensorflow as tf
 
+# File name endings listed from an image folder (IMAGE_EXTENSIONS, re-exported here); anything
+# else is skipped with a warning.
+from ghostnet_keras.constants import IMAGE_EXTENSIONS
 from ghostnet_keras.data.specs import error
 from ghostnet_keras.data.transforms import decode
 
-# File name endings listed from an image folder; anything else is skipped with a warning.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 TRAIN_FOLDERS = ("train",)
 EVAL_FOLDERS = ("val", "validation", "test")
 
