@@ -10,3 +10,7 @@ CROP_FRACTION = 0.875
 
 # The image files that image folders are read from (lower-case name endings).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+
+# Images at most this size (CIFAR's 32, up to 64) are "small": training pads and crops them
+# instead of zooming, and evaluation takes them whole (no centre crop).
+SMALL_IMAGE_SIZE = 64

@@ -1,8 +1,9 @@
 """Image data input for training, calibration, evaluation and QAT, on ``tf.data``.
 
-TensorFlow only: ``import ghostnet_keras`` never imports this package, and it imports no
-Keras. Image folders need TensorFlow alone; TFDS names also need tensorflow-datasets (the
-``train`` extra), imported on first use of such a name.
+TensorFlow only, but for ``dataset_info`` of an image folder and the folder listing, which
+the trainer's in-memory input uses on any backend: ``import ghostnet_keras`` never imports
+this package, and it imports no Keras. Image folders need TensorFlow alone; TFDS names also
+need tensorflow-datasets (the ``train`` extra), imported on first use of such a name.
 
     info = dataset_info("folder:/data/flowers")
     train = make_dataset("folder:/data/flowers", "train", training=True, batch_size=64)
@@ -16,8 +17,8 @@ layout, corrupt files, ImageNet's manual download and sharding.
 
 Modules: ``specs`` (what a spec names), ``folders`` (listing image folders), ``tfds_source``
 (TFDS), ``transforms`` (decode, evaluation crop, training augmentation), ``randaugment``,
-``pipeline`` (``make_dataset``, ``dataset_info``), ``arrays`` (NumPy batches for calibration
-and evaluation) and ``check`` (the ``python -m ghostnet_keras.data`` command line).
+``info`` (``dataset_info``), ``pipeline`` (``make_dataset``), ``arrays`` (NumPy batches for
+calibration and evaluation) and ``check`` (the ``python -m ghostnet_keras.data`` command line).
 """
 
 import importlib
@@ -28,7 +29,7 @@ _PUBLIC = {
     "ImageSource": "arrays",
     "image_source": "arrays",
     "IMAGE_EXTENSIONS": "folders",
-    "dataset_info": "pipeline",
+    "dataset_info": "info",
     "make_dataset": "pipeline",
     "parse_randaugment": "randaugment",
     "DataInfo": "specs",

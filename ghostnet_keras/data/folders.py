@@ -1,18 +1,19 @@
 """Image folders: ``ROOT/train/<class>/*`` with ``ROOT/val|validation|test/<class>/*`` for
 training, and also ``ROOT/<class>/*`` or a flat folder of images for calibration and
-evaluation. Listing, and what it warns about or refuses; the pipelines read the files."""
+evaluation. Listing, and what it warns about or refuses; the pipelines read the files.
+
+TensorFlow-free at import: the trainer's in-memory input lists folders without TensorFlow
+(``training.memory_data``, on JAX or PyTorch); only the check that a class folder holds one
+decodable image decodes, with TensorFlow where it is installed, else with Pillow."""
 
 import dataclasses
 import os
 import sys
 
-import tensorflow as tf
-
 # File name endings listed from an image folder (IMAGE_EXTENSIONS, re-exported here); anything
 # else is skipped with a warning.
 from ghostnet_keras.constants import IMAGE_EXTENSIONS
-from ghostnet_keras.data.specs import error
-from ghostnet_keras.data.transforms import decode
+from ghostnet_keras.data.specs import DataInfo, error
 
 TRAIN_FOLDERS = ("train",)
 EVAL_FOLDERS = ("val", "validation", "test")
@@ -101,11 +102,37 @@ def list_split(spec, split, class_names=None):
     return list(paths), list(labels), class_names
 
 
+def info(spec):
+    """The ``DataInfo`` of the image folder ``spec`` (a parsed ``folder:`` spec)."""
+    train, evals = splits(spec)
+    train_paths, _, class_names = list_split(spec, train)
+    eval_paths, _, _ = list_split(spec, evals, class_names)
+    return DataInfo(len(class_names), class_names, train, evals, len(train_paths), len(eval_paths))
+
+
 def _decodes(path):
-    """True if the file at ``path`` can be read and decoded as an image."""
+    """True if the file at ``path`` can be read and decoded as an image: by the pipelines'
+    own decoder where TensorFlow is installed, else by Pillow."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return _pillow_decodes(path)
+    from ghostnet_keras.data.transforms import decode
+
     try:
         decode(tf.io.read_file(path))
     except tf.errors.OpError:
+        return False
+    return True
+
+
+def _pillow_decodes(path):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError):
         return False
     return True
 

@@ -11,34 +11,13 @@ import ghostnet_keras.data.folders as folders
 import ghostnet_keras.data.tfds_source as tfds_source
 import ghostnet_keras.data.transforms as transforms
 from ghostnet_keras.constants import CROP_FRACTION
+from ghostnet_keras.data.info import dataset_info
 from ghostnet_keras.data.randaugment import parse_randaugment
-from ghostnet_keras.data.specs import DataInfo, parse_dataset
+from ghostnet_keras.data.specs import parse_dataset
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Data sets whose decoded images take less than this are cached in memory (cache=None).
 AUTO_CACHE_BYTES = 1 << 30
-
-
-def dataset_info(spec, data_dir=None):
-    """Class names, splits and sizes of a data set. For TFDS names this downloads and prepares
-    the data set in ``data_dir`` (TFDS's default, ``~/tensorflow_datasets``, if None) on first
-    use; ``imagenet2012`` needs its archives in ``<data_dir>/downloads/manual/`` first.
-
-    Raises:
-        ValueError: for a bad spec, a missing or empty folder, a folder without an evaluation
-            split, or missing manual downloads.
-    """
-    spec = parse_dataset(spec)
-    if spec.kind == "folder":
-        train, evals = folders.splits(spec)
-        train_paths, _, class_names = folders.list_split(spec, train)
-        eval_paths, _, _ = folders.list_split(spec, evals, class_names)
-        return DataInfo(
-            len(class_names), class_names, train, evals, len(train_paths), len(eval_paths)
-        )
-    names, train, evals, num_train, num_eval = tfds_source.info(spec, data_dir)
-    return DataInfo(len(names), names, train, evals, num_train, num_eval)
-
 
 # Why a file was skipped, as _robust_map reports it.
 UNREADABLE = "cannot be read (a broken link, no permission or an I/O error)"

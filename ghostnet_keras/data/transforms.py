@@ -5,14 +5,12 @@ import math
 
 import tensorflow as tf
 
-from ghostnet_keras.constants import CROP_FRACTION
+from ghostnet_keras.constants import CROP_FRACTION, SMALL_IMAGE_SIZE
 from ghostnet_keras.data.randaugment import gray, rand_augment
 
 # Training crops: Inception-style random-resized-crop for ImageNet-size inputs.
 CROP_AREA_RANGE = (0.08, 1.0)
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
-# Inputs of at most this size (CIFAR's 32x32) use pad-and-random-crop instead.
-SMALL_IMAGE_SIZE = 64
 COLOR_JITTER = 0.4
 
 
