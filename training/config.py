@@ -184,7 +184,7 @@ class TrainConfig:
         "uses Keras's dynamic loss scaling.",
         "boolean",
     )
-    jit_compile: bool = setting(False, "XLA-compile the training step.", "boolean")
+    jit_compile: bool = setting(False, "XLA-compile the training step (always on JAX).", "boolean")
     strategy: str = setting(
         "auto",
         "tf.distribute strategy; auto: TPU if --tpu, TF_CONFIG -> multi-worker, >1 GPU -> "

@@ -9,6 +9,7 @@ run writes.
 
 import contextlib
 import dataclasses
+import importlib.util
 import pathlib
 import shutil
 import tempfile
@@ -16,10 +17,9 @@ import time
 import warnings
 
 import keras
-import tensorflow as tf
 
 from ghostnet_keras import data, labels
-from ghostnet_keras.constants import CROP_FRACTION
+from ghostnet_keras.constants import CROP_FRACTION, SMALL_IMAGE_SIZE
 from training import callbacks as callbacks_lib
 from training import checkpoint as checkpoint_lib
 from training import keras_compat, memory_data, models, optimization, run_dir
@@ -66,10 +66,25 @@ def crop_fraction(config):
     whose training crops are padded rather than zoomed, and `CROP_FRACTION` (0.875) otherwise."""
     if config.crop_fraction is not None:
         return config.crop_fraction
-    return 1.0 if config.image_size <= data.SMALL_IMAGE_SIZE else CROP_FRACTION
+    return 1.0 if config.image_size <= SMALL_IMAGE_SIZE else CROP_FRACTION
+
+
+def check_backend(config):
+    """Refuses what needs TensorFlow on another Keras backend: the trainer runs on JAX (and
+    PyTorch) with the in-memory input alone (`memory_data.array_datasets`), one device."""
+    if strategy_lib.uses_tensorflow() or config.in_memory:
+        return
+    raise ValueError(
+        f"On the {keras.backend.backend()} backend the trainer reads its data in memory "
+        "(--in_memory, image folders of small images such as CIFAR-10): the tf.data input "
+        f"needs TensorFlow (KERAS_BACKEND=tensorflow). Received: in_memory={config.in_memory}"
+    )
 
 
 def _datasets(config, strategy, info, multi_worker):
+    if not strategy_lib.uses_tensorflow():
+        train_ds, eval_ds = memory_data.array_datasets(config, info, crop_fraction(config))
+        return train_ds, eval_ds, None
     spec = config.dataset
     global_batch = config.batch_size
 
@@ -144,6 +159,7 @@ def train(config, strategy=None, printer=print):
     _quiet_keras()
     models.model_builder(config, num_classes=1000)  # an unknown model fails before anything starts
     models.check_weights(config)  # so does a --weights that cannot be used
+    check_backend(config)
     strategy_name = strategy_lib.resolve_strategy_name(config.strategy, config.tpu)
     if strategy is None:
         strategy = strategy_lib.make_strategy(config.strategy, config.tpu, config.cpu_replicas)
@@ -153,7 +169,8 @@ def train(config, strategy=None, printer=print):
             f"The global batch size must be divisible by the {replicas} replicas of the "
             f"{strategy_name} strategy. Received: batch_size={config.batch_size}"
         )
-    data.parse_randaugment(config.randaugment)  # ValueError early
+    if strategy_lib.uses_tensorflow():
+        data.parse_randaugment(config.randaugment)  # ValueError early
     model_dir = pathlib.Path(config.model_dir)
     with precision_scope(config, strategy_name):
         if not strategy_lib.is_chief(strategy):
@@ -301,7 +318,7 @@ def _run_phases(run, prepared, checkpoint, logger):
     callbacks = [  # the checkpoint counts the steps: first; Ctrl-C saves that count: last
         checkpoint,
         logger,
-        keras.callbacks.TensorBoard(str(log_dir), update_freq=config.log_every),
+        *_tensorboard(log_dir, config),
         interrupt,
     ]
     if config.ema_decay:
@@ -337,6 +354,18 @@ def _run_phases(run, prepared, checkpoint, logger):
         raise RuntimeError(
             f"Training stopped at step {checkpoint.steps} of {prepared.total_steps}."
         )
+
+
+def _has_tensorboard():
+    """Whether Keras's TensorBoard callback can log: it writes with TensorFlow."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _tensorboard(log_dir, config):
+    """Keras's TensorBoard callback, or none without TensorFlow."""
+    if not _has_tensorboard():
+        return []
+    return [keras.callbacks.TensorBoard(str(log_dir), update_freq=config.log_every)]
 
 
 def _finish(run, prepared, checkpoint, logger, results):
@@ -392,10 +421,14 @@ def _print_summary(run, prepared, metrics):
     task_type, task_id = metrics["task"].split(":")
     printer(f"Weights sha256 ({task_type} {task_id}): {metrics['weights_sha256']}")
     if run.chief:
+        logs = (
+            f", {LOG_DIR}/ (tensorboard --logdir {model_dir / LOG_DIR})"
+            if _has_tensorboard()
+            else ""
+        )
         printer(
             f"Wrote to {model_dir}: {MODEL_FILE} (final model), {METRICS_FILE}, "
-            f"{CHECKPOINT_DIR}/ (resumable state), {LOG_DIR}/ (tensorboard --logdir "
-            f"{model_dir / LOG_DIR})"
+            f"{CHECKPOINT_DIR}/ (resumable state){logs}"
         )
 
 
@@ -463,7 +496,7 @@ def prepare(config, strategy):
     if multi_worker:
         keras_compat.average_multi_worker_logs()
     train_ds, eval_ds, eval_steps = _datasets(config, strategy, info, multi_worker)
-    with strategy.scope(), tf.variable_creator_scope(keras_compat.synchronized_moving_statistics):
+    with strategy.scope(), _moving_statistics_scope():
         model = models.build_model(config, info.num_classes, _class_names(info))
     if config.weights:  # the optimizer holds what the last phase trains: fine-tuning's
         backbone = models.backbone_layers(config, info.num_classes)
@@ -473,10 +506,20 @@ def prepare(config, strategy):
     return Prepared(info, steps_per_epoch, total_steps, train_ds, eval_ds, eval_steps, model)
 
 
+def _moving_statistics_scope():
+    """BatchNorm statistics averaged over replicas (`tf.distribute` only)."""
+    if not strategy_lib.uses_tensorflow():
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.variable_creator_scope(keras_compat.synchronized_moving_statistics)
+
+
 def evaluate(config, strategy=None, printer=print):
     """Evaluates the latest checkpoint (or `model.keras`) of `config.model_dir` on the eval
     split; writes `eval_metrics.json` and returns its dict."""
     _quiet_keras()
+    check_backend(config)
     if strategy is None:
         strategy = strategy_lib.make_strategy(config.strategy, config.tpu, config.cpu_replicas)
     chief = strategy_lib.is_chief(strategy)
@@ -528,6 +571,8 @@ def _evaluate_checkpoint(config, strategy, printer, model_dir, chief):
 def run(config, printer=print, verbose=False):
     """`evaluate` if `config.eval_only`, else `train`. Unless `verbose`, TensorFlow's Python
     log shows errors only."""
-    if not verbose:
+    if not verbose and strategy_lib.uses_tensorflow():
+        import tensorflow as tf
+
         tf.get_logger().setLevel("ERROR")
     return (evaluate if config.eval_only else train)(config, printer=printer)

@@ -112,6 +112,12 @@ def set_phase(model, config, steps_per_epoch, phase):
     model.make_train_function(force=True)
 
 
+def uses_xla(jit_compile):
+    """Whether the training step is XLA-compiled: with `jit_compile`, and always on JAX, where
+    a step that is not runs op by op (many times slower)."""
+    return bool(jit_compile) or keras.backend.backend() == "jax"
+
+
 def compile_model(model, config, steps_per_epoch):
     model.compile(
         optimizer=build_optimizer(config, model, steps_per_epoch),
@@ -120,7 +126,7 @@ def compile_model(model, config, steps_per_epoch):
             keras.metrics.CategoricalAccuracy(name="accuracy"),
             keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy"),
         ],
-        jit_compile=config.jit_compile,
+        jit_compile=uses_xla(config.jit_compile),
     )
     model.optimizer.build(model.trainable_variables)
     keras_compat.build_metrics_from_shapes(model, config.image_size)

@@ -1,16 +1,55 @@
-"""Choosing the `tf.distribute` strategy of a training run and the chief worker's role."""
+"""Choosing the `tf.distribute` strategy of a training run and the chief worker's role.
 
+On the JAX and PyTorch backends there is no `tf.distribute`: a run trains on the backend's
+default device (the first GPU where there is one) through `SingleDevice`, which offers the
+little of a strategy's interface that the trainer uses."""
+
+import contextlib
 import json
 import os
 
-import tensorflow as tf
+import keras
+
+
+class SingleDevice:
+    """The strategy of a run without TensorFlow (`KERAS_BACKEND=jax` or `torch`): one replica
+    on the backend's default device; datasets are made by their function directly."""
+
+    num_replicas_in_sync = 1
+    cluster_resolver = None
+
+    class InputContext:
+        """The one input pipeline of the one replica (`tf.distribute.InputContext`'s parts)."""
+
+        num_input_pipelines = 1
+        input_pipeline_id = 0
+
+        @staticmethod
+        def get_per_replica_batch_size(global_batch_size):
+            return global_batch_size
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+    def distribute_datasets_from_function(self, dataset_fn):
+        return dataset_fn(self.InputContext())
+
+
+def uses_tensorflow():
+    """Whether runs go through `tf.distribute`: on Keras's TensorFlow backend."""
+    return keras.backend.backend() == "tensorflow"
 
 
 def resolve_strategy_name(name, tpu=None):
     """Which strategy `name="auto"` means here: `tpu` if a TPU is given, `TF_CONFIG` set means
-    `multi_worker_mirrored`, more than one local GPU means `mirrored`, else `one_device`."""
+    `multi_worker_mirrored`, more than one local GPU means `mirrored`, else `one_device` (always
+    on the JAX and PyTorch backends)."""
     if name != "auto":
         return name
+    if not uses_tensorflow():
+        return "one_device"
+    import tensorflow as tf
+
     if tpu:
         return "tpu"
     if os.environ.get("TF_CONFIG"):
@@ -30,6 +69,16 @@ def make_strategy(name="auto", tpu=None, cpu_replicas=None):
             over them (to try multi-replica training on a laptop or in tests).
     """
     name = resolve_strategy_name(name, tpu)
+    if not uses_tensorflow():
+        if name != "one_device" or (cpu_replicas or 1) > 1:
+            raise ValueError(
+                f"Several replicas (tf.distribute) need the TensorFlow backend; on "
+                f"{keras.backend.backend()} a run trains on one device. Received: "
+                f"strategy={name!r}, cpu_replicas={cpu_replicas}"
+            )
+        return SingleDevice()
+    import tensorflow as tf
+
     if cpu_replicas and cpu_replicas > 1 and not tf.config.list_physical_devices("GPU"):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
