@@ -259,41 +259,48 @@ def run_table(args, printer=print):
 
 
 def _seconds_per_batch(ds, batches):
+    import keras
+
     iterator = iter(ds)
     next(iterator)  # the pipeline's start
     start = time.perf_counter()
     for _ in range(batches):
-        next(iterator)
+        images, _ = next(iterator)
+    keras.ops.convert_to_numpy(images[:1, :1, :1])  # JAX computes asynchronously: wait
     return (time.perf_counter() - start) / batches
 
 
 def measure_input(args, printer=print, batches=50, steps=3):
     """Seconds per training batch of the in-memory input, of the data layer's folder pipeline
-    (decoding every JPEG, as in a first epoch) and of a ResNet56 training step, at
-    `args.batch_size`; returns them with the one-off cost of loading the split."""
+    (decoding every JPEG, as in a first epoch; TensorFlow only) and of a ResNet56 training step,
+    at `args.batch_size`; returns them with the one-off cost of loading the splits. On JAX the
+    in-memory input is `memory_data.array_datasets`' (batches made on the device)."""
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from ghostnet_keras import data
-    from training import loop, memory_data, models, optimization
+    from training import loop, memory_data, models, optimization, strategy
 
     config = row_config(table_rows("11")[0], args, "-", in_memory=True)
     start = time.perf_counter()
     info = data.dataset_info(config.dataset)
-    train_fn, _ = memory_data.dataset_fns(config, info, 1.0)
-    context = tf.distribute.InputContext()
-    memory = train_fn(context)
-    load = time.perf_counter() - start
-    folder = data.make_dataset(
-        config.dataset, "train", training=True, batch_size=args.batch_size, image_size=32,
-        crop_fraction=1.0, cache=False, seed=0,
-    )  # fmt: skip
+    if strategy.uses_tensorflow():
+        import tensorflow as tf
+
+        train_fn, _ = memory_data.dataset_fns(config, info, 1.0)
+        memory = train_fn(tf.distribute.InputContext())
+    else:
+        memory, _ = memory_data.array_datasets(config, info, 1.0)
     result = {
-        "load_seconds": load,
+        "load_seconds": time.perf_counter() - start,
         "memory_batch": _seconds_per_batch(memory, batches),
-        "folder_batch": _seconds_per_batch(folder, max(3, batches // 10)),
     }
+    if strategy.uses_tensorflow():
+        folder = data.make_dataset(
+            config.dataset, "train", training=True, batch_size=args.batch_size, image_size=32,
+            crop_fraction=1.0, cache=False, seed=0,
+        )  # fmt: skip
+        result["folder_batch"] = _seconds_per_batch(folder, max(3, batches // 10))
     with loop.precision_scope(config, "one_device"):
         model = models.build_model(config, 10)
         optimization.compile_model(model, config, steps_per_epoch=steps)
@@ -340,25 +347,39 @@ def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-def device_name():
-    """The accelerator (GPU name) or the CPU the run uses, under Keras's backend."""
+def accelerator():
+    """The GPUs the run uses under Keras's backend (`"1 x NVIDIA H100 80GB HBM3"`), or None."""
     import keras
 
-    gpu = None
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             details = tf.config.experimental.get_device_details(gpus[0])
-            gpu = f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+            return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
     elif keras.backend.backend() == "jax":
         import jax
 
         devices = [d for d in jax.devices() if d.platform != "cpu"]
         if devices:
-            gpu = f"{len(devices)} x {devices[0].device_kind}"
-    return gpu or _cpu_name()
+            return f"{len(devices)} x {devices[0].device_kind}"
+    return None
+
+
+def device_name():
+    """The accelerator (GPU name) or the CPU the run uses, under Keras's backend."""
+    return accelerator() or _cpu_name()
+
+
+def backend_versions():
+    """`"Keras 3.15.1, jax 0.11.2"`: Keras and the backend package that runs it."""
+    import importlib.metadata
+
+    import keras
+
+    backend = keras.backend.backend()
+    return f"Keras {keras.__version__}, {backend} {importlib.metadata.version(backend)}"
 
 
 def _cpu_name():
@@ -369,15 +390,12 @@ def _cpu_name():
 
 def markdown(args, rows, seconds):
     """The results file: the settings, then one line per row beside the paper's."""
-    import keras
-    import tensorflow as tf
-
     lines = [
         f"# Table {args.table} of the paper on CIFAR-10, reproduced",
         "",
         f"Command: `python -m benchmarks.reproduce_cifar {' '.join(sys.argv[1:])}`",
         "",
-        f"- device: {device_name()}; TF {tf.__version__}, Keras {keras.__version__}; "
+        f"- device: {device_name()}; {backend_versions()}; "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- recipe `cifar10` (He et al. 2016), batch {args.batch_size}, seed {args.seed}, "
         f"jit_compile {args.jit_compile}, mixed_precision {args.mixed_precision}, in_memory "
@@ -443,13 +461,15 @@ def parse_args(argv):
 
 
 def resolve(args):
-    """`auto` settings: XLA and mixed precision on a GPU only (on a CPU both cost time)."""
-    import tensorflow as tf
+    """`auto` settings: XLA and mixed precision on a GPU only (on a CPU both cost time), but
+    XLA always on JAX (`optimization.uses_xla`)."""
+    from training import optimization
 
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    for name in ("jit_compile", "mixed_precision"):
+    gpu = accelerator() is not None
+    wanted = {"jit_compile": optimization.uses_xla(gpu), "mixed_precision": gpu}
+    for name, auto in wanted.items():
         value = getattr(args, name)
-        setattr(args, name, gpu if value == "auto" else value == "true")
+        setattr(args, name, auto if value == "auto" else value == "true")
     args.in_memory = args.in_memory == "true"
     if args.data is None:
         from benchmarks.train_cifar10 import unpack
@@ -465,19 +485,21 @@ def resolve(args):
 
 def main(argv=None):
     from ghostnet_keras import cli
+    from training import strategy
 
     args = parse_args(argv)
     cli.quiet(False)
-    with cli.quiet_imports(False):
-        import tensorflow as tf
+    if strategy.uses_tensorflow():
+        with cli.quiet_imports(False):
+            import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")
+        tf.get_logger().setLevel("ERROR")
     args = resolve(args)
     started = time.time()
-    if args.measure_input:
-        measure_input(args)
-        return 0
     try:
+        if args.measure_input:
+            measure_input(args)
+            return 0
         rows = run_table(args, printer=lambda line: print(line, flush=True))
     except ValueError as error:
         print(f"reproduce_cifar: error: {' '.join(str(error).split())}", file=sys.stderr)

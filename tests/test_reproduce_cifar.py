@@ -3,12 +3,25 @@ against the paper, the time budget, the in-memory input, and Table 11 end to end
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
 from benchmarks import reproduce_cifar
+from ghostnet_keras import data as data_lib
 from ghostnet_keras.profiler import profile
-from training import memory_data, models, optimization, recipes
+from training import loop, memory_data, models, optimization, recipes
+from training import strategy as strategy_lib
+
+from conftest import make_subset
+
+# Without TensorFlow (.ci/jax): the trainer's one path on JAX, the in-memory input.
+tensorflow_only = pytest.mark.skipif(
+    not strategy_lib.uses_tensorflow(), reason="the tf.data input (KERAS_BACKEND=tensorflow)"
+)
+without_tensorflow = pytest.mark.skipif(
+    strategy_lib.uses_tensorflow(), reason="KERAS_BACKEND=jax: .ci/jax"
+)
 
 
 def test_cifar_recipe_is_he_et_al_and_scales_with_the_epochs():
@@ -108,22 +121,108 @@ def test_budget_chooses_one_epoch_count_that_fits():
     assert reproduce_cifar.choose_epochs(timings, 10**6, 164) == 164  # never more than asked
 
 
+def _windows(padded):
+    """Every 32x32 window of a padded image, as is and flipped."""
+    return [
+        window
+        for dy in range(9)
+        for dx in range(9)
+        for window in (
+            padded[dy : dy + 32, dx : dx + 32],
+            padded[dy : dy + 32, dx : dx + 32][:, ::-1],
+        )
+    ]
+
+
+@tensorflow_only
 def test_batch_augmentation_crops_a_padded_window_and_flips():
     images = np.arange(3 * 32 * 32 * 3, dtype=np.int64).reshape(3, 32, 32, 3) % 251
     out = memory_data.augment_batch(images.astype(np.uint8), seed=np.array([1, 2])).numpy()
     assert out.shape == (3, 32, 32, 3) and out.dtype == np.float32
     padded = np.pad(images, [(0, 0), (4, 4), (4, 4), (0, 0)]).astype(np.float32)
     for image, source in zip(out, padded, strict=True):
-        windows = [
-            window
-            for dy in range(9)
-            for dx in range(9)
-            for window in (
-                source[dy : dy + 32, dx : dx + 32],
-                source[dy : dy + 32, dx : dx + 32][:, ::-1],
-            )
-        ]
-        assert any(np.array_equal(image, window) for window in windows)
+        assert any(np.array_equal(image, window) for window in _windows(source))
+
+
+def test_pad_crop_flip_cuts_the_given_windows_on_any_backend():
+    images = (np.arange(3 * 32 * 32 * 3).reshape(3, 32, 32, 3) % 251).astype(np.uint8)
+    rows, cols, flips = np.array([0, 8, 3]), np.array([8, 0, 5]), np.array([False, True, True])
+    out = keras.ops.convert_to_numpy(memory_data.pad_crop_flip(images, rows, cols, flips))
+    assert out.dtype == np.float32
+    padded = np.pad(images, [(0, 0), (4, 4), (4, 4), (0, 0)]).astype(np.float32)
+    for image, source, row, col, flip in zip(out, padded, rows, cols, flips, strict=True):
+        window = source[row : row + 32, col : col + 32]
+        np.testing.assert_array_equal(image, window[:, ::-1] if flip else window)
+
+
+@tensorflow_only
+def test_pillow_split_has_the_pixels_of_the_tf_data_input(cifar10_dir, tmp_path):
+    """The in-memory input without TensorFlow decodes with Pillow: the labels and order of the
+    tf.data input, and the pixels of TensorFlow's accurate integer DCT. The tf.data input
+    decodes with the fast integer DCT (TensorFlow's default): a few levels apart (at most 5
+    here), about 1 on average (CIFAR-10 JPEGs)."""
+    import tensorflow as tf
+
+    spec = f"folder:{make_subset(cifar10_dir, tmp_path / 'cifar', 20)}"
+    for split in ("train", "eval"):
+        expected = memory_data.load_split(spec, split, 32, 1.0)
+        images, labels = memory_data.pillow_split(spec, split, 32, 1.0)
+        assert images.shape == (200, 32, 32, 3) and images.dtype == np.uint8
+        np.testing.assert_array_equal(labels, expected[1])
+        difference = np.abs(images.astype(int) - expected[0])
+        assert difference.max() <= 8 and 0.5 < difference.mean() < 1.5, difference.mean()
+    split_dir = tmp_path / "cifar" / "test"
+    paths = sorted(p for d in sorted(split_dir.iterdir()) for p in sorted(d.iterdir()))
+    accurate = [
+        tf.io.decode_jpeg(tf.io.read_file(str(p)), channels=3, dct_method="INTEGER_ACCURATE")
+        for p in paths
+    ]
+    np.testing.assert_array_equal(images, np.stack(accurate))
+    with pytest.raises(ValueError, match=r"is 32x32\. Received: image_size=40"):
+        memory_data.pillow_split(spec, "train", 40, 1.0)
+
+
+def test_array_datasets_batch_labelled_crops_of_the_split(cifar10_dir, tmp_path):
+    """The input of a run without TensorFlow (here on any backend): endless training batches,
+    each image a padded-crop-flip window of the training image of its one-hot label's class,
+    a new order each pass; the evaluation set whole and in order."""
+    data = make_subset(cifar10_dir, tmp_path / "cifar", 3)
+    spec = f"folder:{data}"
+    config = recipes.make_config(
+        "cifar10", model="resnet56", dataset=spec, model_dir="-", batch_size=4, seed=1
+    )
+    info = data_lib.dataset_info(spec)
+    train, evaluation = memory_data.array_datasets(config, info, 1.0)
+    images, labels = memory_data.load_split(spec, "train", 32, 1.0)
+    padded = np.pad(images, [(0, 0), (4, 4), (4, 4), (0, 0)]).astype(np.float32)
+    seen = []
+    for _ in range(2 * (30 // 4)):  # two passes over 30 images: 7 whole batches each
+        x, y = (keras.ops.convert_to_numpy(t) for t in next(train))
+        assert x.shape == (4, 32, 32, 3) and y.shape == (4, 10) and (y.sum(axis=1) == 1).all()
+        for image, label in zip(x, y.argmax(axis=1), strict=True):
+            sources = [
+                i
+                for i in np.flatnonzero(labels == label)
+                if any(np.array_equal(image, window) for window in _windows(padded[i]))
+            ]
+            assert sources, label
+            seen.append(sources[0])
+    assert seen[:28] != seen[28:] and len(set(seen[:28])) == 28  # a pass: each image once
+    assert len(evaluation) == 8  # 30 images in batches of 4
+    x, y = (keras.ops.convert_to_numpy(t) for t in evaluation[7])
+    eval_images, eval_labels = memory_data.load_split(spec, "eval", 32, 1.0)
+    np.testing.assert_array_equal(x, eval_images[28:].astype(np.float32))
+    np.testing.assert_array_equal(y.argmax(axis=1), eval_labels[28:])
+
+
+@without_tensorflow
+def test_without_tensorflow_the_trainer_refuses_what_needs_it():
+    config = recipes.make_config("cifar10", model="resnet56", dataset="cifar10", model_dir="-")
+    with pytest.raises(ValueError, match=r"in memory.*Received: in_memory=False"):
+        loop.check_backend(config)
+    with pytest.raises(ValueError, match=r"Received: strategy='mirrored', cpu_replicas=None"):
+        strategy_lib.make_strategy("mirrored")
+    assert strategy_lib.make_strategy("auto").num_replicas_in_sync == 1
 
 
 @pytest.mark.slow
@@ -131,10 +230,14 @@ def test_table_11_end_to_end(cifar10_dir, tmp_path, capsys):
     """`--budget_minutes` on a tiny subset: every row is checked against the paper,
     trained by the project's trainer (one epoch: the budget leaves no more) and written down
     beside the paper's accuracy, with the device, the epochs and the seed. The budget is a
-    fraction of a minute: at 3 minutes the rows of 20 images would fit 164 epochs each."""
+    fraction of a minute: at 3 minutes the rows of 20 images would fit 164 epochs each.
+    Also in .ci/jax: without TensorFlow, as on the GPU machines lent to the project, with the
+    GPU's settings (XLA, which is the default on JAX, and mixed precision)."""
     output = tmp_path / "table11.md"
+    gpu_settings = [] if strategy_lib.uses_tensorflow() else ["--mixed_precision=true"]
     code = reproduce_cifar.main(
         [
+            *gpu_settings,
             "--table=11",
             "--budget_minutes=0.05",
             f"--data={cifar10_dir}",
@@ -148,6 +251,7 @@ def test_table_11_end_to_end(cifar10_dir, tmp_path, capsys):
     assert code == 0
     text = output.read_text()
     assert "device: CPU" in text and "seed 0" in text
+    assert f"Keras {keras.__version__}, {keras.backend.backend()} " in text
     lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if "|" in line}
     for label, paper in (
         ("ResNet56", "94.1"),
