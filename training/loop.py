@@ -70,15 +70,23 @@ def crop_fraction(config):
 
 
 def check_backend(config):
-    """Refuses what needs TensorFlow on another Keras backend: the trainer runs on JAX (and
-    PyTorch) with the in-memory input alone (`memory_data.array_datasets`), one device."""
-    if strategy_lib.uses_tensorflow() or config.in_memory:
+    """Refuses what needs TensorFlow on another Keras backend: there the trainer runs the
+    in-memory input alone (`memory_data.array_datasets`), on one device (tested on JAX, in
+    .ci/jax; not on PyTorch)."""
+    if strategy_lib.uses_tensorflow():
         return
-    raise ValueError(
-        f"On the {keras.backend.backend()} backend the trainer reads its data in memory "
-        "(--in_memory, image folders of small images such as CIFAR-10): the tf.data input "
-        f"needs TensorFlow (KERAS_BACKEND=tensorflow). Received: in_memory={config.in_memory}"
-    )
+    backend = keras.backend.backend()
+    if not config.in_memory:
+        raise ValueError(
+            f"On the {backend} backend the trainer reads its data in memory (--in_memory, "
+            "image folders of small images such as CIFAR-10): the tf.data input needs "
+            f"TensorFlow (KERAS_BACKEND=tensorflow). Received: in_memory={config.in_memory}"
+        )
+    if config.randaugment:
+        raise ValueError(
+            f"RandAugment runs in the tf.data input, which needs TensorFlow; on the {backend} "
+            f"backend training crops and flips only. Received: randaugment={config.randaugment!r}"
+        )
 
 
 def _datasets(config, strategy, info, multi_worker):

@@ -1,8 +1,8 @@
 """Choosing the `tf.distribute` strategy of a training run and the chief worker's role.
 
-On the JAX and PyTorch backends there is no `tf.distribute`: a run trains on the backend's
+On the other Keras backends there is no `tf.distribute`: a run trains on the backend's
 default device (the first GPU where there is one) through `SingleDevice`, which offers the
-little of a strategy's interface that the trainer uses."""
+little of a strategy's interface that the trainer uses (tested on JAX: .ci/jax)."""
 
 import contextlib
 import json
@@ -12,7 +12,7 @@ import keras
 
 
 class SingleDevice:
-    """The strategy of a run without TensorFlow (`KERAS_BACKEND=jax` or `torch`): one replica
+    """The strategy of a run without TensorFlow (`KERAS_BACKEND=jax`): one replica
     on the backend's default device; datasets are made by their function directly."""
 
     num_replicas_in_sync = 1
@@ -43,7 +43,7 @@ def uses_tensorflow():
 def resolve_strategy_name(name, tpu=None):
     """Which strategy `name="auto"` means here: `tpu` if a TPU is given, `TF_CONFIG` set means
     `multi_worker_mirrored`, more than one local GPU means `mirrored`, else `one_device` (always
-    on the JAX and PyTorch backends)."""
+    on the other backends)."""
     if name != "auto":
         return name
     if not uses_tensorflow():
