@@ -717,10 +717,10 @@ def test_module_does_not_import_keras():
 
 def test_data_package_imports_only_downwards():
     """The layers: models <- data <- training / tflite. The data package imports TensorFlow,
-    NumPy, absl, Pillow (where TensorFlow is missing), the standard library, its own modules and ghostnet_keras's shared constants,
-    extras and command-line start (docs/architecture.md's table); never Keras, a model
-    module, training/ or tflite/ (read from the source, so that a lazy import inside a
-    function counts too)."""
+    NumPy, absl, Pillow (where TensorFlow is missing), the standard library, its own modules
+    and ghostnet_keras's shared constants, extras and command-line start (docs/architecture.md's
+    table); never Keras, a model module, training/ or tflite/ (read from the source, so that a
+    lazy import inside a function counts too)."""
 
     package = pathlib.Path(data.__file__).parent
     allowed = {"tensorflow", "numpy", "absl", "tensorflow_datasets", "PIL"}
