@@ -3,7 +3,7 @@ training, and also ``ROOT/<class>/*`` or a flat folder of images for calibration
 evaluation. Listing, and what it warns about or refuses; the pipelines read the files.
 
 TensorFlow-free at import: the trainer's in-memory input lists folders without TensorFlow
-(``training.memory_data``, on JAX or PyTorch); only the check that a class folder holds one
+(``training.memory_data``, on JAX); only the check that a class folder holds one
 decodable image decodes, with TensorFlow where it is installed, else with Pillow."""
 
 import dataclasses
