@@ -6,6 +6,7 @@ The `any_backend` tests import only Keras, keras-hub, NumPy and ghostnet_keras: 
 under TensorFlow here and under JAX in `.ci/jax` (`-k any_backend`).
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -295,32 +296,39 @@ TRAIN_RUN = dict(
 def test_detector_trains_on_real_images(tmp_path, cifar10_dir, imagenette_dir):
     """`training.detect.train` on the synthetic set: COCO mAP@0.5 (pycocotools) on the
     held-out split far above the same detector's before training; the metrics and the
-    `.keras` detector written."""
+    `.keras` detector written. The run stops after 2 of its 4 epochs (a first command with
+    `epochs=2`) and the second command resumes from the checkpoint, not from scratch."""
     from training import detect, detection_data
 
     _synthesize(tmp_path / "data", cifar10_dir, imagenette_dir, **TRAIN_SET)
     config = detect.DetectConfig(
-        data=str(tmp_path / "data"),
-        model_dir=str(tmp_path / "run"),
-        evaluate_untrained=True,
-        **TRAIN_RUN,
+        data=str(tmp_path / "data"), model_dir=str(tmp_path / "run"), **TRAIN_RUN
     )
+    half = dataclasses.replace(config, epochs=2, evaluate_untrained=True)
+    first = detect.train(half, printer=lambda line: None)
     lines = []
     metrics = detect.train(config, printer=lines.append)
-    untrained, trained = metrics["untrained"], metrics["val"]
+    untrained, trained = first["untrained"], metrics["val"]
     found = f"untrained {untrained}, trained {trained}, {lines}"
     print(found)  # shown with -rP
     assert trained["mAP_50"] > 0.05 and trained["mAP_50"] > 5 * untrained["mAP_50"], found
     assert trained["mAP"] > 2 * untrained["mAP"], found
-    assert metrics["loss"][-1] < metrics["loss"][0]
+    steps = first["steps"]
+    assert (metrics["resumed_from_step"], metrics["steps"]) == (steps, 2 * steps), found
+    assert len(metrics["loss"]) == 2 and metrics["loss"][-1] < first["loss"][0], found
+    assert any(line.startswith(f"resuming from {tmp_path / 'run'}") for line in lines), found
+    epochs = [line[:10] for line in lines if line.startswith("epoch ")]
+    assert epochs == ["epoch 3/4:", "epoch 4/4:"], found
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["val"] == trained and saved["classes"] == list(TRAIN_SET["classes"])
-    assert any(line.startswith("epoch 4/4: ") for line in lines)
     # The saved detector is the trained one: the same held-out mAP.
     loaded = keras.saving.load_model(tmp_path / "run" / "detector.keras")
     split = detection_data.read_split(tmp_path / "data" / "val")
     again = detect.evaluate(loaded, split, TRAIN_RUN["image_size"])
     assert again == pytest.approx(trained, abs=1e-6)
+    other = dataclasses.replace(config, image_size=96)
+    with pytest.raises(ValueError, match=r"Received: image_size=96"):
+        detect.train(other, printer=lambda line: None)
 
 
 def test_paper_detectors_build():

@@ -9,6 +9,11 @@ images). The detector (``ghostnet_keras.detection.retinanet``) is trained with K
 on ``train`` and evaluated on ``val`` with pycocotools' ``COCOeval``: mAP (IoU 0.50:0.95),
 mAP@0.5 and mAP@0.75, printed and written to ``MODEL_DIR/metrics.json``; the detector is
 saved as ``MODEL_DIR/detector.keras``.
+
+Nothing is lost when a run stops: the whole training state is checkpointed at the end of
+every epoch and at Ctrl-C (``MODEL_DIR/checkpoints``, the trainer's integrity-checked
+checkpoints), and the same command resumes from it (more ``--epochs`` train on). One run per
+model directory at a time.
 """
 
 import argparse
@@ -24,9 +29,13 @@ import time
 import numpy as np
 
 from ghostnet_keras import cli, extras
+from training import run_dir
 
 DETECTOR_FILE = "detector.keras"
 METRICS_FILE = "metrics.json"
+# The settings that decide the detector's weights and its step count: a checkpoint resumes only
+# a run with the same ones.
+RESUME_SETTINGS = ("backbone", "weights", "image_size", "head_conv_layers", "batch_size")
 # The evaluation's score threshold: COCO mAP ranks every detection, so low-scored boxes are
 # kept (as in the usual COCO protocols); the detector's own `predict` keeps its threshold.
 EVAL_CONFIDENCE = 0.001
@@ -201,22 +210,32 @@ def _progress(printer, epochs):
 
 
 def train(config, printer=print):
-    """Trains ``config``'s detector and evaluates it; returns the metrics dict (also written
-    to ``model_dir/metrics.json``, the detector to ``model_dir/detector.keras``)."""
-    from ghostnet_keras import files
+    """Trains ``config``'s detector (resuming from ``model_dir/checkpoints`` if a checkpoint is
+    there) and evaluates it; returns the metrics dict (also written to
+    ``model_dir/metrics.json``, the detector to ``model_dir/detector.keras``). Raises
+    `ValueError` for bad settings or data, and when another run holds ``model_dir``."""
     from training import detection_data
 
     config.check()
     splits = detection_data.read_folder(config.data)
     model_dir = pathlib.Path(config.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before training
+    with run_dir.RunLock(model_dir):
+        return _train(config, splits, model_dir, printer)
+
+
+def _train(config, splits, model_dir, printer):
+    from ghostnet_keras import files
+    from training import detection_data
+
     train_split, val_split = splits["train"], splits["val"]
     printer(
         f"data: {len(train_split)} training images ({train_split.num_boxes} boxes), "
         f"{len(val_split)} held-out ({val_split.num_boxes} boxes), "
         f"{len(train_split.class_names)} classes"
     )
-    steps = -(-len(train_split) // config.batch_size) * config.epochs
+    steps_per_epoch = -(-len(train_split) // config.batch_size)
+    steps = steps_per_epoch * config.epochs
     detector = build(config, len(train_split.class_names), steps)
     metrics = {"config": dataclasses.asdict(config), "classes": train_split.class_names}
     if config.evaluate_untrained:
@@ -226,15 +245,10 @@ def train(config, printer=print):
         train_split, config.image_size, config.batch_size, shuffle=True, seed=config.seed
     )
     start = time.monotonic()
-    history = detector.fit(
-        data,
-        epochs=config.epochs,
-        shuffle=False,  # the dataset shuffles itself (seeded)
-        verbose=0,
-        callbacks=[_progress(printer, config.epochs)],
-    )
+    losses, start_step = _fit(detector, data, config, steps_per_epoch, model_dir, printer)
     metrics["train_seconds"] = round(time.monotonic() - start, 1)
-    metrics["loss"] = [float(v) for v in history.history["loss"]]
+    metrics["resumed_from_step"], metrics["steps"] = start_step, steps
+    metrics["loss"] = losses
     metrics["val"] = evaluate(detector, val_split, config.image_size, config.batch_size)
     printer(f"held-out: {_summary(metrics['val'])}")
     with files.atomic_path(model_dir / DETECTOR_FILE) as path:
@@ -242,6 +256,67 @@ def train(config, printer=print):
     files.write_json(model_dir / METRICS_FILE, metrics)
     printer(f"saved {model_dir / DETECTOR_FILE} and {model_dir / METRICS_FILE}")
     return metrics
+
+
+def _fit(detector, data, config, steps_per_epoch, model_dir, printer):
+    """Trains from the newest checkpoint of ``model_dir`` (if any) to ``config.epochs``: the
+    rest of an interrupted epoch first, then whole epochs; checkpoints at each epoch's end and
+    at Ctrl-C. The weights, optimizer state and step go on where they stopped; the resumed
+    epochs see the data in another order than an uninterrupted run would. Returns the losses
+    of the epochs trained here and the step it started from."""
+    from training import callbacks as callbacks_lib
+    from training import checkpoint as checkpoint_lib
+
+    settings = {name: getattr(config, name) for name in RESUME_SETTINGS}
+    checkpoint = checkpoint_lib.ResumableCheckpoint(
+        model_dir / run_dir.CHECKPOINT_DIR,
+        printer=printer,
+        extra_state=lambda: {**settings, "steps_per_epoch": steps_per_epoch},
+    )
+    state = checkpoint.restore(detector)
+    step, total = (state or {}).get("step", 0), steps_per_epoch * config.epochs
+    if state is not None:
+        _check_same_run(state, settings, steps_per_epoch, model_dir)
+        if step > total:
+            raise ValueError(
+                f"{model_dir} holds a run at step {step}, past the {total} steps of this one: "
+                f"give at least as many --epochs. Received: epochs={config.epochs}"
+            )
+        printer(f"resuming from {model_dir / run_dir.CHECKPOINT_DIR} at step {step}/{total}")
+    interrupt = callbacks_lib.SaveOnInterrupt(checkpoint.save)
+    callbacks = [checkpoint, _progress(printer, config.epochs), interrupt]
+    losses = []
+
+    def fit(initial_epoch, epochs, steps=None):
+        history = detector.fit(
+            data,
+            initial_epoch=initial_epoch,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            shuffle=False,  # the dataset shuffles itself (seeded)
+            verbose=0,
+            callbacks=callbacks,
+        )
+        losses.extend(float(v) for v in history.history["loss"])
+
+    epoch, offset = divmod(step, steps_per_epoch)
+    with interrupt:
+        if offset:  # the rest of an interrupted epoch
+            fit(epoch, epoch + 1, steps_per_epoch - offset)
+            epoch += 1
+        if epoch < config.epochs:
+            fit(epoch, config.epochs)
+    return losses, step
+
+
+def _check_same_run(state, settings, steps_per_epoch, model_dir):
+    for name, value in {**settings, "steps_per_epoch": steps_per_epoch}.items():
+        if state.get(name, value) != value:
+            raise ValueError(
+                f"{model_dir} holds a detector trained with {name} {state[name]!r}, this run "
+                f"has {value!r}: resume with the same settings or use another --model_dir. "
+                f"Received: {name}={value!r}"
+            )
 
 
 def _summary(stats):
@@ -307,7 +382,12 @@ def main(argv=None):
             import keras  # noqa: F401
         metrics = train(config, printer=lambda line: print(line, flush=True))
     except KeyboardInterrupt:
-        print("detect: interrupted", file=sys.stderr, flush=True)
+        print(
+            f"detect: interrupted; the same command resumes from the checkpoint in "
+            f"{args.model_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 130
     except (ValueError, OSError, extras.MissingExtraError) as err:
         return _error(err)
