@@ -266,17 +266,17 @@ def _fit(detector, data, config, steps_per_epoch, model_dir, printer):
     of the epochs trained here and the step it started from."""
     from training import callbacks as callbacks_lib
     from training import checkpoint as checkpoint_lib
+    from training import loop
 
-    settings = {name: getattr(config, name) for name in RESUME_SETTINGS}
+    run = {name: getattr(config, name) for name in RESUME_SETTINGS}
+    run["steps_per_epoch"] = steps_per_epoch
     checkpoint = checkpoint_lib.ResumableCheckpoint(
-        model_dir / run_dir.CHECKPOINT_DIR,
-        printer=printer,
-        extra_state=lambda: {**settings, "steps_per_epoch": steps_per_epoch},
+        model_dir / run_dir.CHECKPOINT_DIR, printer=printer, extra_state=lambda: run
     )
     state = checkpoint.restore(detector)
     step, total = (state or {}).get("step", 0), steps_per_epoch * config.epochs
     if state is not None:
-        _check_same_run(state, settings, steps_per_epoch, model_dir)
+        run_dir.check_same_run(state, run, model_dir)
         if step > total:
             raise ValueError(
                 f"{model_dir} holds a run at step {step}, past the {total} steps of this one: "
@@ -284,39 +284,20 @@ def _fit(detector, data, config, steps_per_epoch, model_dir, printer):
             )
         printer(f"resuming from {model_dir / run_dir.CHECKPOINT_DIR} at step {step}/{total}")
     interrupt = callbacks_lib.SaveOnInterrupt(checkpoint.save)
-    callbacks = [checkpoint, _progress(printer, config.epochs), interrupt]
-    losses = []
-
-    def fit(initial_epoch, epochs, steps=None):
-        history = detector.fit(
+    with interrupt:
+        histories = loop.fit_from_step(
+            detector,
             data,
-            initial_epoch=initial_epoch,
-            epochs=epochs,
-            steps_per_epoch=steps,
+            step,
+            steps_per_epoch,
+            config.epochs,
+            repeats=False,  # one pass over the training split per epoch
             shuffle=False,  # the dataset shuffles itself (seeded)
             verbose=0,
-            callbacks=callbacks,
+            callbacks=[checkpoint, _progress(printer, config.epochs), interrupt],
         )
-        losses.extend(float(v) for v in history.history["loss"])
-
-    epoch, offset = divmod(step, steps_per_epoch)
-    with interrupt:
-        if offset:  # the rest of an interrupted epoch
-            fit(epoch, epoch + 1, steps_per_epoch - offset)
-            epoch += 1
-        if epoch < config.epochs:
-            fit(epoch, config.epochs)
+    losses = [float(v) for history in histories for v in history.history["loss"]]
     return losses, step
-
-
-def _check_same_run(state, settings, steps_per_epoch, model_dir):
-    for name, value in {**settings, "steps_per_epoch": steps_per_epoch}.items():
-        if state.get(name, value) != value:
-            raise ValueError(
-                f"{model_dir} holds a detector trained with {name} {state[name]!r}, this run "
-                f"has {value!r}: resume with the same settings or use another --model_dir. "
-                f"Received: {name}={value!r}"
-            )
 
 
 def _summary(stats):

@@ -284,7 +284,11 @@ def _restore(run, prepared, checkpoint):
             f"{run.strategy_name}), learning rate {config.learning_rate:g}"
         )
         return None
-    run_dir.check_same_run(state, config, prepared.steps_per_epoch, model_dir)
+    run_dir.check_same_run(
+        state,
+        {"batch_size": config.batch_size, "steps_per_epoch": prepared.steps_per_epoch},
+        model_dir,
+    )
     run.start_step = state["step"]
     if run.start_step > total_steps:
         raise ValueError(
@@ -347,13 +351,13 @@ def _run_phases(run, prepared, checkpoint, logger):
                     continue  # a phase a resumed run has already done
                 models.set_phase(model, backbone, phase)
                 optimization.set_phase(model, config, steps_per_epoch, phase)
-                _fit(
+                fit_from_step(
                     model,
                     prepared.train_ds,
                     checkpoint.steps,
                     steps_per_epoch,
                     end_epoch,
-                    fit_kwargs,
+                    **fit_kwargs,
                 )
     finally:
         if not run.chief:
@@ -440,27 +444,35 @@ def _print_summary(run, prepared, metrics):
         )
 
 
-def _fit(model, train_ds, start_step, steps_per_epoch, end_epoch, fit_kwargs):
-    """Trains from `start_step` to the end of epoch `end_epoch`: the rest of an interrupted
-    epoch first, then whole epochs."""
+def fit_from_step(model, dataset, start_step, steps_per_epoch, end_epoch, repeats=True, **kwargs):
+    """Trains from `start_step` to the end of epoch `end_epoch` with `model.fit(dataset,
+    **kwargs)`: the rest of an interrupted epoch first, then whole epochs (of
+    `steps_per_epoch` steps if the dataset `repeats`, else one pass over it each). Returns the
+    `History` of each `fit` call. The trainer's and `training.detect`'s resume."""
     first_epoch, offset = divmod(start_step, steps_per_epoch)
+    histories = []
     if offset:
-        model.fit(
-            train_ds,
-            initial_epoch=first_epoch,
-            epochs=first_epoch + 1,
-            steps_per_epoch=steps_per_epoch - offset,
-            **fit_kwargs,
+        histories.append(
+            model.fit(
+                dataset,
+                initial_epoch=first_epoch,
+                epochs=first_epoch + 1,
+                steps_per_epoch=steps_per_epoch - offset,
+                **kwargs,
+            )
         )
         first_epoch += 1
     if first_epoch < end_epoch:
-        model.fit(
-            train_ds,
-            initial_epoch=first_epoch,
-            epochs=end_epoch,
-            steps_per_epoch=steps_per_epoch,
-            **fit_kwargs,
+        histories.append(
+            model.fit(
+                dataset,
+                initial_epoch=first_epoch,
+                epochs=end_epoch,
+                steps_per_epoch=steps_per_epoch if repeats else None,
+                **kwargs,
+            )
         )
+    return histories
 
 
 def _already_finished(model_dir, metrics):

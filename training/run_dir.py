@@ -107,10 +107,11 @@ def check_same_model(config, model_dir):
             )
 
 
-def check_same_run(state, config, steps_per_epoch, model_dir):
-    """A checkpoint resumes only the run that wrote it: same global batch, same epoch length
-    (the schedule and the step count depend on them)."""
-    for name, value in (("batch_size", config.batch_size), ("steps_per_epoch", steps_per_epoch)):
+def check_same_run(state, values, model_dir):
+    """A checkpoint resumes only the run that wrote it: the `values` (name -> value) that its
+    state records must be this run's (the trainer's global batch and epoch length, on which the
+    schedule and the step count depend; a detector's settings too)."""
+    for name, value in values.items():
         saved = state.get(name, value)
         if saved != value:
             raise ValueError(
