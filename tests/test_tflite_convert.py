@@ -12,6 +12,7 @@ Bounds (measured on an AVX-512 machine in brackets, asserted with margin):
   well-trained model's).
 """
 
+import importlib
 import os
 import subprocess
 import sys
@@ -227,41 +228,6 @@ def test_select_tf_ops_are_named():
         convert.convert_model(model)
 
 
-def _small_g_ghost_regnetx():
-    """Two stages of G-Ghost RegNetX blocks (grouped convolutions of 4 and 6 groups) at 32 px:
-    every kind of layer, and pair of kinds, of the RegNetX models in a few seconds' conversion
-    (RegNetX-3.2GF's took 99 s): the sweep's stand-in for them."""
-    from ghostnet_keras import regnet
-
-    return regnet.regnetx(
-        ((1, 3), (16, 48), 8), input_shape=(32, 32, 3), classes=10, classifier_activation=None
-    )
-
-
-def test_small_g_ghost_regnetx_converts_to_float32_and_int8(imagenette_dir):
-    """Grouped convolutions (G-Ghost RegNetX blocks, 4 and 6 groups) in float32, equal to
-    Keras, and in full-integer int8: the registry sweep's RegNetX (``STAND_INS``)."""
-    keras.utils.set_random_seed(0)
-    model = _small_g_ghost_regnetx()
-    assert model.get_layer("layer2_base_conv2").groups == 6
-    _data_initialised(model, load_image_folder(imagenette_dir / "train", 2, size=32)[0])
-    images, _ = load_image_folder(imagenette_dir / "val", 2, size=32)
-    flatbuffer, quantized = convert.convert_variants(
-        model, [dict(), dict(quantize="int8", io="uint8", representative_images=images)]
-    )
-    expected = model.predict(images, verbose=0)
-    _assert_mobile_ready(flatbuffer)
-    np.testing.assert_allclose(
-        _predict(flatbuffer, images),
-        expected,
-        atol=REGISTRY_FLOAT32_RTOL * max(1, np.abs(expected).max()),
-        rtol=0,
-    )
-    _assert_mobile_ready(quantized, "uint8", integer_only=True)
-    got = _predict(quantized, images)
-    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.7
-
-
 # Registry-wide conversion: float32 and int8 at small inputs (32 px for the CIFAR models, 64
 # for the others). The conversion time grows with the graph, not the input (15-40 s a model
 # here), so by default only SWEEP converts: models that between them hold every kind of layer
@@ -276,7 +242,6 @@ SWEEP = (
     "g_ghost_resnet34",
     "g_ghostnet_050",
     "ghost_resnet50_s4",
-    "ghost_resnet56",
     "ghost_vgg16_cifar",
 )
 # Converted elsewhere, and covering too: GhostNetV3 (deployed; float32 and int8, timm-parity
@@ -285,9 +250,21 @@ SWEEP = (
 # trained, to every `cifar_tflite` file (float32 to int8 with uint8 io: the tests of the
 # trained CIFAR model above; its head ends in a softmax, the sweep's in logits).
 CONVERTED_ELSEWHERE = {"ghostnetv3_100": 96, "ghostnet_050": 32}
-# Small models built for the purpose, converted elsewhere, covering for registry models:
-# the small G-Ghost RegNetX holds every kind of the RegNetX models (plain and G-Ghost).
-STAND_INS = {"small G-Ghost RegNetX": _small_g_ghost_regnetx}
+# Small models built for the purpose, converted as the sweep's are and covering for its
+# largest graphs (a few seconds each, where RegNetX-3.2GF took 99 s and Ghost-ResNet56 65 s):
+# two stages of G-Ghost RegNetX blocks (grouped convolutions, 4 and 6 groups) hold every kind
+# of the RegNetX models, plain and G-Ghost; a Ghost-ResNet of two blocks a stage those of
+# Ghost-ResNet56. (family module, builder, config, arguments, input size)
+STAND_INS = {
+    "small_g_ghost_regnetx": ("regnet", "regnetx", ((1, 3), (16, 48), 8), {}, 32),
+    "small_ghost_resnet": (
+        "resnet",
+        "resnet",
+        ("basic", (2, 2, 2), (16, 32, 64), "cifar"),
+        {"conv_ratio": 2},
+        32,
+    ),
+}
 _REUSED = ("ghost_resnet50_s4",)
 _REGISTRY = {}
 # Config entries that only size a layer: channel counts and the channel ranges of slices.
@@ -337,7 +314,7 @@ def test_sweep_covers_every_registry_model():
     covered_kinds, covered_pairs = set(), set()
     converted = {**{name: None for name in SWEEP}, **CONVERTED_ELSEWHERE}
     made = [_kinds_and_pairs(name, size) for name, size in converted.items()]
-    made += [_model_kinds_and_pairs(build()) for build in STAND_INS.values()]
+    made += [_model_kinds_and_pairs(_stand_in(name)) for name in STAND_INS]
     for kinds, pairs in made:
         covered_kinds |= kinds
         covered_pairs |= pairs
@@ -347,16 +324,28 @@ def test_sweep_covers_every_registry_model():
         assert not missing, f"{name} has layers no SWEEP model converts: add it to SWEEP: {missing}"
 
 
+def _stand_in(name):
+    module, builder, config, arguments, size = STAND_INS[name]
+    build = getattr(importlib.import_module(f"ghostnet_keras.{module}"), builder)
+    return build(
+        config, input_shape=(size, size, 3), classes=10, classifier_activation=None, **arguments
+    )
+
+
 def _registry_conversion(name, imagenette_dir):
     """``(model, images, keras outputs, float32 file, int8 uint8-io file)`` of a registry
-    model with random weights and BatchNormalization statistics of 10 real images."""
+    model (or a stand-in) with random weights and BatchNormalization statistics of 10 real
+    images."""
     if name in _REGISTRY:
         return _REGISTRY[name]
-    size = _sweep_size(name)
     keras.utils.set_random_seed(0)
-    model = ghostnet_keras.create_model(
-        name, input_shape=(size, size, 3), classes=10, classifier_activation=None
-    )
+    if name in STAND_INS:
+        model, size = _stand_in(name), STAND_INS[name][-1]
+    else:
+        size = _sweep_size(name)
+        model = ghostnet_keras.create_model(
+            name, input_shape=(size, size, 3), classes=10, classifier_activation=None
+        )
     _data_initialised(model, load_image_folder(imagenette_dir / "train", 1, size=size)[0])
     images, _ = load_image_folder(imagenette_dir / "val", 1, size=size)
     flatbuffer, quantized = convert.convert_variants(
@@ -374,8 +363,11 @@ def _registry_conversion(name, imagenette_dir):
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(name, marks=() if name in SWEEP else pytest.mark.exhaustive)
-        for name in ghostnet_keras.list_models()
+        *(
+            pytest.param(name, marks=() if name in SWEEP else pytest.mark.exhaustive)
+            for name in ghostnet_keras.list_models()
+        ),
+        *STAND_INS,
     ],
 )
 def test_every_registry_model_converts_to_float32_and_int8(name, imagenette_dir):
