@@ -7,6 +7,8 @@
 #   bash tools/gpu_session.sh table 11 8     # Table 11 in an 8-minute budget (about 9.5 min)
 #   bash tools/gpu_session.sh latency        # Tables 15 and 18's latency rows (about 3 min)
 #
+# Both modes ran here on the CPU with the GPU machine's Python 3.12, JAX 0.11.2 and NumPy 2.5.2
+# (its package list; Keras from .gpu/ as there): the README's "Reproducing the paper".
 # REPRODUCE_ARGS and LATENCY_ARGS add arguments (a dry run on a CPU: PYTHON=.venv-jax/bin/python
 # REPRODUCE_ARGS="--train_images=20 --test_images=10 --batch_size=10" ... table 11 0.05).
 #
