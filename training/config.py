@@ -16,6 +16,11 @@ import dataclasses
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+# --cpu_replicas runs TensorFlow's own CPU kernels: its oneDNN ones (TensorFlow 2.21) mishandle
+# the empty batch that a replica gets at the end of an evaluation set that does not divide
+# evenly among the replicas (a Conv2D hands its input on unchanged, and the next layer fails).
+# The switch must be set before TensorFlow loads: the command line does that.
+ONEDNN_SWITCH = "TF_ENABLE_ONEDNN_OPTS"
 
 # The default warm-up: the paper's ImageNet recipe warms up for 5 of its 400 epochs. Without an
 # explicit --warmup_epochs, a run gets min(5, epochs * WARMUP_FRACTION) epochs of warm-up (none

@@ -7,8 +7,11 @@ little of a strategy's interface that the trainer uses (tested on JAX: .ci/jax).
 import contextlib
 import json
 import os
+import warnings
 
 import keras
+
+from training import config as config_lib
 
 
 class SingleDevice:
@@ -80,6 +83,14 @@ def make_strategy(name="auto", tpu=None, cpu_replicas=None):
     import tensorflow as tf
 
     if cpu_replicas and cpu_replicas > 1 and not tf.config.list_physical_devices("GPU"):
+        if os.environ.get(config_lib.ONEDNN_SWITCH) != "0":
+            warnings.warn(
+                f"cpu_replicas={cpu_replicas} with TensorFlow's oneDNN kernels: an evaluation "
+                "set that does not divide evenly among the replicas fails on its last batch. "
+                f"Set {config_lib.ONEDNN_SWITCH}=0 before TensorFlow loads (python -m "
+                "training.train does).",
+                stacklevel=2,
+            )
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas

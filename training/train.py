@@ -91,6 +91,8 @@ def main(argv):
     config = None
     try:
         config = config_from_flags(FLAGS)  # bad settings fail here, before TensorFlow loads
+        if (config.cpu_replicas or 1) > 1:
+            os.environ.setdefault(config_lib.ONEDNN_SWITCH, "0")
         with cli_lib.quiet_imports(verbose):
             extras.require("tensorflow", "train", "training")
             from training import loop
