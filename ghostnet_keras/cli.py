@@ -123,3 +123,35 @@ def error_line(err):
     first, *rest = str(err).splitlines() or [type(err).__name__]
     detail = f" Details: {'; '.join(s.strip() for s in rest)}" if rest else ""
     return f"{first}{detail}"
+
+
+# The parts of a TensorFlow runtime error's message (`tf.errors.OpError.message`) that are no
+# use on a command line: where the failing op was defined (a Python stack), and the counts.
+_OP_ERROR_NOISE = re.compile(
+    r"^(Graph execution error:|Detected at node .* defined at|File \"|\[\[|\d+ root error"
+    r"|\d+ successful operations|\d+ derived errors)"
+)
+_ROOT_ERROR = re.compile(r"^\(\d+\) [A-Z_]+:\s*")
+_NODE = re.compile(r"^Detected at node (\S+)")
+# Internal names: the wrapped function of an eager op, the op or function at the end.
+_INTERNAL = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$")
+
+
+def runtime_error_line(err):
+    """The one line a command line prints for a TensorFlow runtime error (an ``OpError``):
+    its type, what went wrong (each distinct root error once) and the op that failed, without
+    the Python stack where that op was defined: ``InvalidArgumentError: Incompatible shapes:
+    [64] vs. [0,32,32,3] (at node .../batchnorm/mul_1)``."""
+    message = getattr(err, "message", None) or str(err)
+    node, parts = None, []
+    for line in message.splitlines():
+        line = line.strip()
+        node = node or (m.group(1) if (m := _NODE.match(line)) else None)
+        line = _INTERNAL.sub("", line)
+        if not line or _OP_ERROR_NOISE.match(line):
+            continue
+        line = " ".join(_ROOT_ERROR.sub("", line).split())
+        if line not in parts:
+            parts.append(line)
+    text = "; ".join(parts) or type(err).__name__
+    return f"{type(err).__name__}: {text}" + (f" (at node {node})" if node else "")

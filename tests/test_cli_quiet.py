@@ -153,3 +153,38 @@ def test_tflite_int8_convert_and_evaluate_are_quiet(tmp_path):
     verbose = _run("-c", code)
     assert verbose.returncode == 0, verbose.stderr[-2000:]
     assert LITERT_NOISE.search(verbose.stderr), verbose.stderr
+
+
+def test_a_tensorflow_runtime_error_is_one_clear_line():
+    """A real TensorFlow runtime error (shapes known only when it runs, in a graph) as the
+    commands print it: its type, what went wrong and the node, not where the op was defined;
+    the same for the eager form; several root errors of one kind once."""
+    import tensorflow as tf
+
+    from ghostnet_keras import cli
+
+    @tf.function(input_signature=[tf.TensorSpec(None), tf.TensorSpec(None)])
+    def multiply(a, b):
+        return a * b
+
+    lines = []
+    for run in (multiply, lambda a, b: a * b):
+        try:
+            run(tf.zeros([64]), tf.zeros([0, 32, 32, 3]))
+        except tf.errors.InvalidArgumentError as error:
+            assert "File " in error.message or "function_node" in error.message
+            lines.append(cli.runtime_error_line(error))
+    expected = "InvalidArgumentError: Incompatible shapes: [64] vs. [0,32,32,3]"
+    assert lines == [f"{expected} (at node mul)", expected]
+
+    class ReplicasError(Exception):  # the form of two replicas' errors (a mirrored strategy)
+        message = (
+            "Graph execution error:\n\nDetected at node r1/bn/mul defined at (most recent call "
+            'last):\n  File "a.py", line 1, in f\n\n2 root error(s) found.\n  (0) '
+            "INVALID_ARGUMENT:  Bad shapes\n\t [[{{node r1/bn/mul}}]]\n\t [[r1/div/_34]]\n  (1) "
+            "INVALID_ARGUMENT:  Bad shapes\n\t [[{{node r1/bn/mul}}]]\n0 successful operations."
+            "\n0 derived errors ignored. [Op:__inference_step_1]"
+        )
+
+    line = cli.runtime_error_line(ReplicasError())
+    assert line == "ReplicasError: Bad shapes (at node r1/bn/mul)"

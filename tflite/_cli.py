@@ -81,6 +81,8 @@ def run_cli(parse_args, run, argv=None, required=REQUIRED, validate=None, extra=
         # ``keras.utils.get_file`` reports a failed download as a bare ``Exception``.
         if not isinstance(err, errors) and type(err) is not Exception:
             raise
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        is_op_error = hasattr(tf, "errors") and isinstance(err, tf.errors.OpError)
+        line = cli.runtime_error_line(err) if is_op_error else _one_line(err)
+        print(f"error: {line}", file=sys.stderr)
         return 2
     return 0

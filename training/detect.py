@@ -376,7 +376,7 @@ def main(argv=None):
         tf = sys.modules.get("tensorflow")
         if tf is None or not isinstance(err, tf.errors.OpError):
             raise
-        return _error(f"{type(err).__name__}: {err.message}")
+        return _error(cli.runtime_error_line(err))
     print(json.dumps(metrics["val"]))
     return 0
 

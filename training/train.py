@@ -111,7 +111,7 @@ def main(argv):
         tf = sys.modules.get("tensorflow")
         if tf is None or not isinstance(error, tf.errors.OpError):
             raise
-        _error(f"{type(error).__name__}: {' '.join(error.message.split())}")
+        _error(cli_lib.runtime_error_line(error))
 
 
 def cli():
