@@ -252,6 +252,18 @@ def test_the_trainer_learns_cifar_without_tensorflow_and_resumes(cifar10_dir, tm
     assert more["accuracy"] > 0.20, more
 
 
+def test_steps_per_execution_divides_the_epoch(cifar10_dir, capsys):
+    """On a GPU, `auto` takes the largest divisor of an epoch's steps up to 32: CIFAR-10's 390
+    steps of 128 images in calls of 30; a prime number of steps in one call, or calls of 1."""
+    largest = reproduce_cifar.largest_divisor
+    assert [largest(n, 32) for n in (390, 31, 2, 97, 64, 1)] == [30, 31, 2, 1, 32, 1]
+    code = reproduce_cifar.main(
+        ["--steps_per_execution=none", "--check_only", f"--data={cifar10_dir}"]
+    )
+    assert code == 2
+    assert "Received: steps_per_execution='none'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_table_11_end_to_end(cifar10_dir, tmp_path, capsys):
     """`--budget_minutes` on a tiny subset: every row is checked against the paper,
@@ -259,9 +271,11 @@ def test_table_11_end_to_end(cifar10_dir, tmp_path, capsys):
     beside the paper's accuracy, with the device, the epochs and the seed. The budget is a
     fraction of a minute: at 3 minutes the rows of 20 images would fit 164 epochs each.
     Also in .ci/jax: without TensorFlow, as on the GPU machines lent to the project, with the
-    GPU's settings (XLA, which is the default on JAX, and mixed precision)."""
+    GPU's settings (XLA, which is the default on JAX, mixed precision and two steps per call
+    of the compiled step: the whole epoch)."""
     output = tmp_path / "table11.md"
-    gpu_settings = [] if strategy_lib.uses_tensorflow() else ["--mixed_precision=true"]
+    gpu = not strategy_lib.uses_tensorflow()
+    gpu_settings = ["--mixed_precision=true", "--steps_per_execution=2"] if gpu else []
     code = reproduce_cifar.main(
         [
             *gpu_settings,
@@ -278,6 +292,7 @@ def test_table_11_end_to_end(cifar10_dir, tmp_path, capsys):
     assert code == 0
     text = output.read_text()
     assert "device: CPU" in text and "seed 0" in text
+    assert f"steps_per_execution {2 if gpu else 1}," in text  # auto: 1 on a CPU
     assert f"Keras {keras.__version__}, {keras.backend.backend()} " in text
     lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if "|" in line}
     for label, paper in (

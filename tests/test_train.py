@@ -1,6 +1,7 @@
 """Training: recipes and flags, real training on real CIFAR-10 images, kill-and-resume,
 two-worker training, and the command line's error messages."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -542,3 +544,45 @@ def test_v2_v3_learn_cifar10_from_the_command_line(name, learning_rate, cifar_v2
     assert metrics["steps"] == 3 * 1000 // 50
     print(f"MEASURED {name} CIFAR-10 40px, 3 epochs: test accuracy {metrics['accuracy']:.3f}")
     assert metrics["accuracy"] > 0.135, metrics
+
+
+@pytest.mark.slow
+def test_several_steps_per_call_count_log_and_checkpoint_every_step(cifar_small, tmp_path):
+    """`steps_per_execution=5`: Keras runs 5 steps per call of the compiled step and calls
+    the callbacks once per call; the run still counts every step (the step count, the
+    optimizer's, the checkpoint's), prints its progress and saves at the first call past each
+    multiple of `log_every` / `save_every`, and an epoch length it does not divide is refused
+    before any training."""
+    from training import checkpoint, loop
+
+    config = recipes.make_config(
+        dataset=f"folder:{cifar_small}",
+        model=MECHANICS_MODEL,
+        model_dir=str(tmp_path / "run"),
+        image_size=32,
+        batch_size=10,  # 10 steps per epoch
+        epochs=2,
+        steps_per_execution=5,
+        log_every=4,
+        save_every=3,
+        eval_every=0,
+        seed=0,
+    )
+    with pytest.raises(ValueError, match=r"divisors up to it: \[1, 2\]\. Received: steps_per_"):
+        loop.plan_steps(dataclasses.replace(config, steps_per_execution=4), 100)
+    lines, saved = [], []
+    original = checkpoint.ResumableCheckpoint.save
+
+    def save(self):
+        saved.append(self.steps)
+        return original(self)
+
+    with mock.patch.object(checkpoint.ResumableCheckpoint, "save", save):
+        metrics = loop.train(config, printer=lines.append)
+    assert (metrics["steps"], metrics["optimizer_iterations"]) == (20, 20), metrics
+    assert metrics["first_call_steps"] == 5
+    progress = [int(line.split("/")[0][5:]) for line in lines if line.startswith("step ")]
+    assert progress == [5, 10, 15, 20], lines  # past 4, 8, 12, and 16 and 20
+    assert saved == [5, 10, 10, 15, 20, 20], saved  # each call past a multiple of 3; epoch ends
+    state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
+    assert state["step"] == 20

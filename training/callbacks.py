@@ -7,13 +7,16 @@ import time
 
 import keras
 
-from training.checkpoint import global_step
+from training.checkpoint import StepsPerCall, crossed, global_step
 
 
-class ThroughputLogger(keras.callbacks.Callback):
-    """Prints a line every `every` steps: step, epoch, loss, accuracy, learning rate and training
-    images per second (global batch x steps / wall time, validation excluded); and one line per
-    epoch with the validation metrics. `train_seconds`/`train_steps` sum up the whole run."""
+class ThroughputLogger(StepsPerCall):
+    """Prints a line every `every` steps (at the end of the call of the compiled step that
+    reaches a multiple): step, epoch, loss, accuracy, learning rate and training images per
+    second (global batch x steps / wall time, validation excluded); and one line per epoch
+    with the validation metrics. `train_seconds`/`train_steps` sum up the whole run;
+    `first_call_seconds` is the run's first call of the compiled step (`first_call_steps`
+    steps, with tracing and compilation)."""
 
     def __init__(
         self, every, global_batch_size, total_steps, steps_per_epoch, printer=print, step_fn=None
@@ -27,7 +30,8 @@ class ThroughputLogger(keras.callbacks.Callback):
         self.printer = printer
         self.train_seconds = 0.0
         self.train_steps = 0
-        self.first_step_seconds = None  # the run's first step: tracing and compilation too
+        self.first_call_seconds = None
+        self.first_call_steps = None
         self._last = None
         self._window_start = None
         self._window_steps = 0
@@ -39,14 +43,15 @@ class ThroughputLogger(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        if self.first_step_seconds is None:
-            self.first_step_seconds = now - self._last
+        steps = self.steps_in_call(batch)
+        if self.first_call_seconds is None:
+            self.first_call_seconds, self.first_call_steps = now - self._last, steps
         self.train_seconds += now - self._last
         self._last = now
-        self.train_steps += 1
-        self._window_steps += 1
+        self.train_steps += steps
+        self._window_steps += steps
         step = self.step_fn()
-        if step % self.every == 0 or step == self.total_steps:
+        if crossed(self.every, step - steps, step) or step == self.total_steps:
             seconds = max(now - self._window_start, 1e-9)
             rate = self._window_steps * self.global_batch_size / seconds
             epoch = (step - 1) // self.steps_per_epoch + 1

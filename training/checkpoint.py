@@ -58,7 +58,27 @@ def _one_line(error):
     return " ".join(str(error).split()) or type(error).__name__
 
 
-class ResumableCheckpoint(keras.callbacks.Callback):
+class StepsPerCall(keras.callbacks.Callback):
+    """A callback that counts training steps: Keras calls `on_train_batch_begin` with the first
+    step index of a call of the compiled step and `on_train_batch_end` with its last, and a
+    call runs `steps_per_execution` steps (1 by default)."""
+
+    _call_begin = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call_begin = batch
+
+    def steps_in_call(self, batch):
+        """The steps of the call that `on_train_batch_end(batch)` ends."""
+        return batch - self._call_begin + 1
+
+
+def crossed(every, before, after):
+    """Whether counting from step `before` to `after` passed a multiple of `every`."""
+    return after // every > before // every
+
+
+class ResumableCheckpoint(StepsPerCall):
     """Saves the whole training state (weights, optimizer slots and step counter, moving
     averages) every `save_every` steps and at the end of every epoch, atomically, with a
     SHA-256 of each file recorded next to it and in `state.json`.
@@ -71,7 +91,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     Args:
         directory: where the checkpoints go (`<model_dir>/checkpoints`).
-        save_every: steps between checkpoints, or `None` for the end of each epoch only.
+        save_every: steps between checkpoints (at the end of the call of the compiled step
+            that reaches a multiple), or `None` for the end of each epoch only.
         is_chief: whether this process writes to `directory`.
         keep: how many checkpoints to keep.
         extra_state: a callable returning a JSON-able dict stored in `state.json`.
@@ -287,8 +308,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             stale.unlink(missing_ok=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if self.save_every and self.steps % self.save_every == 0:
+        before, self.steps = self.steps, self.steps + self.steps_in_call(batch)
+        if self.save_every and crossed(self.save_every, before, self.steps):
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):

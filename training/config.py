@@ -190,6 +190,13 @@ class TrainConfig:
         "boolean",
     )
     jit_compile: bool = setting(False, "XLA-compile the training step (always on JAX).", "boolean")
+    steps_per_execution: int = setting(
+        1,
+        "Training steps per call of the compiled step: the callbacks, and the host's wait for "
+        "the device, come once per N steps (for fast steps on a GPU). N must divide the "
+        "epoch's steps.",
+        "integer",
+    )
     strategy: str = setting(
         "auto",
         "tf.distribute strategy; auto: TPU if --tpu, TF_CONFIG -> multi-worker, >1 GPU -> "

@@ -38,6 +38,13 @@ def plan_steps(config, num_train_examples):
         )
     if config.steps_per_epoch:
         per_epoch = min(per_epoch, config.steps_per_epoch)
+    if per_epoch % config.steps_per_execution:
+        raise ValueError(
+            f"steps_per_execution must divide the {per_epoch} steps of an epoch (Keras would "
+            f"run whole calls past the epoch's end); divisors up to it: "
+            f"{[n for n in range(1, config.steps_per_execution) if per_epoch % n == 0]}. "
+            f"Received: steps_per_execution={config.steps_per_execution}"
+        )
     return per_epoch, per_epoch * config.epochs
 
 
@@ -290,6 +297,13 @@ def _restore(run, prepared, checkpoint):
         model_dir,
     )
     run.start_step = state["step"]
+    offset = run.start_step % prepared.steps_per_epoch
+    if offset % config.steps_per_execution:
+        raise ValueError(
+            f"{model_dir} holds a run stopped {offset} steps into an epoch: resume it with a "
+            f"steps_per_execution that divides {offset} (1 always does). "
+            f"Received: steps_per_execution={config.steps_per_execution}"
+        )
     if run.start_step > total_steps:
         raise ValueError(
             f"{model_dir} holds a run at step {run.start_step}, past the {total_steps} steps "
@@ -410,7 +424,10 @@ def _finish(run, prepared, checkpoint, logger, results):
             if logger.train_seconds
             else None
         ),
-        "first_step_seconds": logger.first_step_seconds,  # with tracing and compilation
+        # The first call of the compiled step (steps_per_execution steps), with its tracing
+        # and compilation.
+        "first_call_seconds": logger.first_call_seconds,
+        "first_call_steps": logger.first_call_steps,
         "replicas": run.strategy.num_replicas_in_sync,
         "strategy": run.strategy_name,
         "task": f"{task_type}:{task_id}",

@@ -127,6 +127,7 @@ def compile_model(model, config, steps_per_epoch):
             keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy"),
         ],
         jit_compile=uses_xla(config.jit_compile),
+        steps_per_execution=config.steps_per_execution,
     )
     model.optimizer.build(model.trainable_variables)
     keras_compat.build_metrics_from_shapes(model, config.image_size)

@@ -295,6 +295,7 @@ def validate(config):
     _check(c.cpu_replicas is None or c.cpu_replicas >= 1, "cpu_replicas", c.cpu_replicas, ">= 1")
     _check(c.save_every is None or c.save_every >= 1, "save_every", c.save_every, ">= 1")
     _check(c.log_every >= 1, "log_every", c.log_every, ">= 1")
+    _check(c.steps_per_execution >= 1, "steps_per_execution", c.steps_per_execution, ">= 1")
     _check(c.eval_every >= 0, "eval_every", c.eval_every, ">= 0")
     _check(
         c.lr_schedule != "step" or len(c.lr_decay_epochs) > 0,
